@@ -1,0 +1,1 @@
+"""The recommender pipeline without Ray: config, data, model, training, metrics, baselines, recommendations."""

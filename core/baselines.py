@@ -1,0 +1,56 @@
+"""Most-popular and last-item transition (Markov) recommenders, scored like the model (core.training.evaluate)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from core.batching import concat_ranges
+from core.data import PreparedData, history_starts
+from core.training import Scorer
+
+
+def training_mask(data: PreparedData, last_period: int) -> np.ndarray:
+    """(E,) True for events the baselines may learn from."""
+    return data.period <= last_period
+
+
+def item_counts(data: PreparedData, last_period: int) -> np.ndarray:
+    """(N + 1,) how often each item occurs in the training events (index 0, padding, stays 0)."""
+    return np.bincount(data.items[training_mask(data, last_period)], minlength=data.n_items + 1)
+
+
+def popularity_scorer(data: PreparedData, last_period: int, device: torch.device) -> Scorer:
+    """Every history gets the same scores: training counts."""
+    counts = torch.as_tensor(item_counts(data, last_period), dtype=torch.float32, device=device)
+
+    def score(inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return counts.expand(len(inputs), -1).clone()
+    return score
+
+
+def markov_scorer(data: PreparedData, last_period: int, device: torch.device) -> Scorer:
+    """Scores = how often each item followed the history's last item in training, popularity breaking ties.
+
+    Popularity is scaled below 1, so it only orders items with equal transition counts (and items
+    after a last item never seen in training).
+    """
+    counts = item_counts(data, last_period)
+    train = training_mask(data, last_period)
+    position = np.arange(len(data.items))
+    pair = train[1:] & train[:-1] & (history_starts(data)[1:] < position[1:])  # same customer, both training
+    source, target = data.items[:-1][pair], data.items[1:][pair]
+    n = data.n_items + 1
+    pairs, weight = np.unique(source * n + target, return_counts=True)
+    indptr = np.searchsorted(pairs // n, np.arange(n + 1))  # transitions of item i: indptr[i]:indptr[i + 1]
+    as_tensor = lambda a, dtype: torch.as_tensor(a, dtype=dtype, device=device)  # noqa: E731
+    indptr, follower, weight = as_tensor(indptr, torch.long), as_tensor(pairs % n, torch.long), as_tensor(
+        weight, torch.float32)
+    prior = as_tensor(counts / (counts.sum() + 1.0), torch.float32)
+
+    def score(inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        last = inputs[torch.arange(len(inputs), device=inputs.device), lengths - 1]  # (B,)
+        rows, index = concat_ranges(indptr[last], indptr[last + 1] - indptr[last])
+        scores = prior.expand(len(inputs), -1).clone()  # (B, N + 1)
+        scores.index_put_((rows, follower[index]), weight[index], accumulate=True)
+        return scores
+    return score

@@ -1,0 +1,28 @@
+"""Tensor views of samples: (start, length) index pairs into the flat item array become padded batches."""
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+
+
+def gather_windows(items: torch.Tensor, starts: torch.Tensor, lengths: torch.Tensor, width: int) -> torch.Tensor:
+    """(B,) starts and lengths -> (B, width) items[start:start + length], padded with 0 on the right."""
+    offsets = torch.arange(width, device=items.device)
+    index = (starts[:, None] + offsets).clamp_(max=len(items) - 1)  # (B, width)
+    return torch.where(offsets < lengths[:, None], items[index], torch.zeros((), dtype=items.dtype,
+                                                                              device=items.device))
+
+
+def concat_ranges(starts: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For ranges [start, start + length) per row: (row of each element, index of each element), flat."""
+    rows = torch.repeat_interleave(torch.arange(len(starts), device=starts.device), lengths)
+    before = torch.cumsum(lengths, 0) - lengths
+    index = torch.arange(len(rows), device=starts.device) + torch.repeat_interleave(starts - before, lengths)
+    return rows, index
+
+
+def batch_indices(n: int, batch_size: int, generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
+    """Consecutive index slices of size batch_size; shuffled when a generator is given."""
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    yield from torch.split(order, batch_size)

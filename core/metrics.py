@@ -1,0 +1,42 @@
+"""Full-ranking metrics: the rank of each target among all items, then HR@K, MRR@K and NDCG@K from ranks.
+
+Tie rule: an item scoring the same as the target counts as ranked above it, so a model that gives every
+item the same score ranks each target last and scores 0. A target scored -inf (excluded as already seen)
+or NaN is never ranked: its rank is one past the last item.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """(B, N) scores, (B,) target columns -> (B,) 1-based ranks: items scoring >= the target, target included."""
+    target_scores = scores.gather(1, targets[:, None])  # (B, 1)
+    ranks = (scores >= target_scores).sum(dim=1)
+    unrankable = torch.isnan(target_scores[:, 0]) | torch.isneginf(target_scores[:, 0])
+    return torch.where(unrankable, scores.shape[1] + 1, ranks)
+
+
+def hr_at_k(ranks: torch.Tensor, k: int) -> torch.Tensor:
+    """1 where the target is in the top k, else 0."""
+    return (ranks <= k).float()
+
+
+def mrr_at_k(ranks: torch.Tensor, k: int) -> torch.Tensor:
+    """1 / rank where the target is in the top k, else 0."""
+    return torch.where(ranks <= k, 1.0 / ranks.float(), torch.zeros((), device=ranks.device))
+
+
+def ndcg_at_k(ranks: torch.Tensor, k: int) -> torch.Tensor:
+    """1 / log2(rank + 1) where the target is in the top k, else 0 (one relevant item: IDCG = 1)."""
+    return torch.where(ranks <= k, 1.0 / torch.log2(ranks.float() + 1.0), torch.zeros((), device=ranks.device))
+
+
+def metric_sums(ranks: torch.Tensor, ks: tuple[int, ...]) -> dict[str, torch.Tensor]:
+    """Sums (not means) of every metric at every K, as 0-d tensors, so that batches can be added up."""
+    sums = {}
+    for k in ks:
+        sums[f"hr@{k}"] = hr_at_k(ranks, k).sum()
+        sums[f"mrr@{k}"] = mrr_at_k(ranks, k).sum()
+        sums[f"ndcg@{k}"] = ndcg_at_k(ranks, k).sum()
+    return sums

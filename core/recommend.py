@@ -1,0 +1,71 @@
+"""Top-K recommendations for a customer or a history of item numbers, with each item's descriptions."""
+from __future__ import annotations
+
+import difflib
+
+import numpy as np
+import pandas as pd
+import torch
+
+from core.errors import DataError
+from core.model import LSTMRecommender
+
+
+def item_ids_for_numbers(catalog: pd.DataFrame, numbers: list[int | str]) -> np.ndarray:
+    """Item numbers (as the source spells them) -> item ids; unknown numbers raise with close matches."""
+    lookup = pd.Series(catalog["item_id"].to_numpy(), index=catalog["item_number"].astype(str).to_numpy())
+    asked = [str(n).strip() for n in numbers]
+    unknown = [n for n in asked if n not in lookup.index]
+    if unknown:
+        known = lookup.index.tolist()
+        hints = []
+        for number in unknown[:5]:
+            close = difflib.get_close_matches(number, known, n=3, cutoff=0.6)
+            hints.append(f"{number}" + (f" (close: {', '.join(close)})" if close else ""))
+        raise DataError(f"unknown item number{'s' if len(unknown) > 1 else ''}: {'; '.join(hints)}"
+                        f"{' ...' if len(unknown) > 5 else ''} (the catalogue has {len(known)} items)")
+    return lookup[asked].to_numpy(dtype=np.int64)
+
+
+def customer_history(user_ids: np.ndarray, user_start: np.ndarray, items: np.ndarray, customer: int | str) -> np.ndarray:
+    """All item ids of one customer, oldest first; an unknown customer raises with close ids."""
+    try:
+        customer_id = int(customer)
+    except (TypeError, ValueError):
+        raise DataError(f"customer id must be an integer, got {customer!r}") from None
+    index = np.searchsorted(user_ids, customer_id)
+    if index >= len(user_ids) or user_ids[index] != customer_id:
+        near = user_ids[max(0, index - 2):index + 2]
+        raise DataError(f"unknown customer {customer_id} ({len(user_ids)} customers, ids "
+                        f"{user_ids.min()}..{user_ids.max()}; nearest: {', '.join(map(str, near))})")
+    return items[user_start[index]:user_start[index + 1]]
+
+
+@torch.no_grad()
+def recommend(model: LSTMRecommender, catalog: pd.DataFrame, history: np.ndarray, k: int = 5,
+              max_seq_len: int = 20, exclude_seen: bool = True) -> pd.DataFrame:
+    """The k items the model rates most likely next after `history` (item ids, oldest first).
+
+    Returns rank, item_number, description_1, description_2 and score (the model's probability).
+    """
+    if len(history) == 0:
+        raise DataError("the history is empty: give at least one item")
+    if k < 1:
+        raise DataError(f"k must be at least 1, got {k}")
+    model.eval()
+    device = next(model.parameters()).device
+    window = torch.as_tensor(np.asarray(history[-max_seq_len:], dtype=np.int64), device=device)[None]  # (1, T)
+    scores = torch.softmax(model.logits(model(window)[0, -1]).float(), dim=-1)  # (N + 1,)
+    scores[0] = float("-inf")
+    if exclude_seen:
+        scores[torch.as_tensor(np.asarray(history, dtype=np.int64), device=device)] = float("-inf")
+    available = int(torch.isfinite(scores).sum())
+    top = torch.topk(scores, min(k, available))
+    rows = catalog.iloc[top.indices.cpu().numpy() - 1]
+    return pd.DataFrame({
+        "rank": np.arange(1, len(rows) + 1),
+        "item_number": rows["item_number"].to_numpy(),
+        "description_1": rows["description_1"].to_numpy(),
+        "description_2": rows["description_2"].to_numpy(),
+        "score": top.values.cpu().numpy(),
+    })

@@ -1,0 +1,43 @@
+import json
+import subprocess
+import sys
+
+from core.train import main
+from tests.conftest import TINY, write_log
+
+
+def settings(config):
+    return [arg for key, value in config.items() for arg in ("--set", f"{key}={value}")]
+
+
+def test_train_cli_ends_with_one_json_line_of_model_and_baseline_metrics(capsys):
+    assert main(settings(TINY) + ["--quiet"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1
+    result = json.loads(out[0])
+    assert result["split"] == "val"
+    for name in ("model", "most_popular", "markov"):
+        assert {"hr@5", "mrr@5", "ndcg@5", "ndcg@20"} <= set(result[name])
+    assert result["data_stats"]["val_targets"] > 0
+
+
+def test_train_cli_test_mode_reports_test_metrics_and_prints_epoch_lines(capsys):
+    assert main(settings(TINY) + ["--test"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["split"] == "test"
+    assert captured.err.count("test_ndcg@5") == TINY["epochs"]
+
+
+def test_train_cli_bad_input_is_one_clear_line_and_exit_code_2(tmp_path, capsys):
+    path = write_log(tmp_path / "log.csv", [(1, "2024-01-01", 5), (1, "yesterday", 6)])
+    assert main(["--data", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "line 3" in err and "Traceback" not in err
+    assert main(["--set", "hiden_dim=3"]) == 2
+    assert "did you mean hidden_dim" in capsys.readouterr().err
+
+
+def test_importing_core_does_not_load_ray():
+    code = "import sys, core.trainable, core.train, core.recommend; print('ray' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
