@@ -106,6 +106,11 @@ def _check_type(key: str, value: Any) -> tuple[Any, str | None]:
         if isinstance(value, bool) or not isinstance(value, int):
             return value, f"{key}: expected an integer, got {value!r}"
     elif kind == "float":
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             return value, f"{key}: expected a finite number, got {value!r}"
         value = float(value)

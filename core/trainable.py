@@ -85,7 +85,7 @@ def fit(config: Config | Mapping[str, Any], data: PreparedData | None = None, re
 
     make_samples = training_windows if config.sample_mode == "all_positions" else prefix_samples
     items, eval_starts, eval_lengths, history_first = eval_tensors(data, target_period, config.max_seq_len, device)
-    starts, lengths = (torch.as_tensor(a, device=device) for a in make_samples(
+    starts, lengths = (torch.tensor(a, device=device) for a in make_samples(
         data, config.max_seq_len, last_train_period))
     if len(starts) == 0:
         raise ConfigError(f"{config.data}: no training samples (no customer has 2 events in the training period)")
@@ -116,9 +116,10 @@ def fit(config: Config | Mapping[str, Any], data: PreparedData | None = None, re
 
 def eval_tensors(data: PreparedData, period: int, max_seq_len: int, device: torch.device) -> tuple[torch.Tensor, ...]:
     """On the device: all items, the targets' (start, length) pairs, and where each target's history begins."""
-    items = torch.as_tensor(data.items, device=device)
-    starts, lengths = (torch.as_tensor(a, device=device) for a in eval_targets(data, period, max_seq_len))
-    history_first = torch.as_tensor(history_starts(data), device=device)[starts + lengths]
+    # torch.tensor copies: arrays shared through Ray's object store are read-only
+    items = torch.tensor(data.items, device=device)
+    starts, lengths = (torch.tensor(a, device=device) for a in eval_targets(data, period, max_seq_len))
+    history_first = torch.tensor(history_starts(data), device=device)[starts + lengths]
     return items, starts, lengths, history_first
 
 

@@ -1,0 +1,35 @@
+"""The one module that calls Tune's report and checkpoint API: the next Ray API change touches only this file."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from ray import tune
+
+from core.data import PreparedData
+from core.trainable import fit
+
+STATE_FILE = "state.pt"
+
+
+def train_trial(config: dict[str, Any], data: PreparedData, threads: int) -> None:
+    """A Tune trial: train `config` on the shared data, report and checkpoint after every epoch."""
+    torch.set_num_threads(threads)
+    fit(config, data, report=report_to_tune, checkpoint=load_state(tune.get_checkpoint()))
+
+
+def report_to_tune(metrics: dict[str, float], state: dict[str, Any]) -> None:
+    """Every epoch: the validation metrics, with the training state as a checkpoint."""
+    with tempfile.TemporaryDirectory() as folder:
+        torch.save(state, Path(folder) / STATE_FILE)
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def load_state(checkpoint: tune.Checkpoint | None) -> dict[str, Any] | None:
+    """The state saved by report_to_tune (plain tensors and values only: nothing is unpickled)."""
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as folder:
+        return torch.load(Path(folder) / STATE_FILE, map_location="cpu", weights_only=True)

@@ -1,0 +1,154 @@
+"""The search space as data: a YAML file turned into Tune domains, checked against the core config first."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+
+from core.config import FIELD_TYPES, Config, build_config, load_yaml
+from core.errors import ConfigError
+
+DEFAULT_SPACE_PATH = Path(__file__).resolve().parent.parent / "configs" / "space.yaml"
+DISTRIBUTIONS = ("uniform", "loguniform", "int", "logint", "choice")
+SEARCH_DEFAULTS = {"metric": "val_ndcg@5", "mode": "max", "max_epochs": 20, "grace_period": 2,
+                   "reduction_factor": 3, "seed": 0}
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    space: dict[str, dict[str, list]]  # setting -> {distribution: arguments}, as in the file
+    metric: str
+    mode: str
+    max_epochs: int
+    grace_period: int
+    reduction_factor: int
+    seed: int
+
+    def domains(self) -> dict[str, Any]:
+        """Tune's sampling domains, one per searched setting."""
+        return {key: to_domain(spec) for key, spec in self.space.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"search": {k: getattr(self, k) for k in SEARCH_DEFAULTS}, "space": self.space}
+
+
+def to_domain(spec: dict[str, list]) -> Any:
+    (kind, args), = spec.items()
+    if kind == "uniform":
+        return tune.uniform(*args)
+    if kind == "loguniform":
+        return tune.loguniform(*args)
+    if kind == "int":
+        return tune.randint(args[0], args[1] + 1)  # Tune's upper bound is exclusive
+    if kind == "logint":
+        return tune.lograndint(args[0], args[1] + 1)
+    return tune.choice(list(args))
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _check_param(key: str, spec: Any, base: Config) -> tuple[dict | None, list[str]]:
+    """One searched setting: (normalised spec, problems)."""
+    if key not in FIELD_TYPES:
+        return None, [f"space.{key}: not a setting (valid: {', '.join(FIELD_TYPES)})"]
+    if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
+        return None, [f"space.{key}: expected one distribution such as {{loguniform: [0.0003, 0.01]}}; "
+                      f"distributions: {', '.join(DISTRIBUTIONS)}; got {spec!r}"]
+    (kind, args), = spec.items()
+    args = [_number(a) for a in args] if isinstance(args, list) else args
+    if kind == "choice":
+        if not isinstance(args, list) or not args:
+            return None, [f"space.{key}: choice needs a non-empty list of values, got {args!r}"]
+        values = args
+    else:
+        if not (isinstance(args, list) and len(args) == 2 and all(isinstance(a, (int, float)) for a in args)):
+            return None, [f"space.{key}: {kind} needs [low, high], got {args!r}"]
+        low, high = args
+        if not low < high:
+            return None, [f"space.{key}: {kind} needs low < high, got [{low}, {high}]"]
+        if kind.startswith("log") and low <= 0:
+            return None, [f"space.{key}: {kind} needs low > 0, got {low}"]
+        if kind in ("int", "logint") and not all(isinstance(a, int) for a in args):
+            return None, [f"space.{key}: {kind} needs integer bounds, got {args!r}"]
+        values = [low, high]
+    problems = []
+    for value in values:  # every end of the range must itself be a valid config
+        try:
+            build_config({**base.to_dict(), key: value})
+        except ConfigError as err:
+            detail = str(err).split("\n  ", 1)[-1].replace("\n  ", "; ")
+            problems.append(f"space.{key}: {kind} {args!r} allows an invalid value ({detail})")
+            break
+    return {kind: args}, problems
+
+
+def load_search_spec(path: str | Path | None, base: Config, max_epochs: int | None = None,
+                     seed: int | None = None) -> SearchSpec:
+    """Read and check a space file against the base config; report every problem in one ConfigError."""
+    path = Path(path) if path is not None else DEFAULT_SPACE_PATH
+    raw = load_yaml(path)
+    problems = [f"{key}: unknown section (expected search and space)" for key in raw if key not in ("search", "space")]
+    settings = dict(SEARCH_DEFAULTS)
+    given = raw.get("search") or {}
+    if not isinstance(given, dict):
+        problems.append(f"search: expected a mapping, got {given!r}")
+        given = {}
+    for key, value in given.items():
+        if key not in SEARCH_DEFAULTS:
+            problems.append(f"search.{key}: unknown search setting (valid: {', '.join(SEARCH_DEFAULTS)})")
+        else:
+            settings[key] = value
+    if max_epochs is not None:
+        settings["max_epochs"] = max_epochs
+    if seed is not None:
+        settings["seed"] = seed
+    problems += _check_search_settings(settings, base)
+    space = {}
+    raw_space = raw.get("space")
+    if not isinstance(raw_space, dict) or not raw_space:
+        problems.append("space: expected a mapping of at least one setting to its distribution")
+        raw_space = {}
+    for key, spec in raw_space.items():
+        normalised, found = _check_param(str(key), spec, base)
+        problems += found
+        if normalised is not None:
+            space[str(key)] = normalised
+    if problems:
+        raise ConfigError(f"invalid search space in {path}:\n  " + "\n  ".join(problems))
+    return SearchSpec(space=space, **settings)
+
+
+def reported_metrics(config: Config) -> list[str]:
+    """The validation metrics every trial reports after every epoch."""
+    return ["val_loss"] + [f"val_{name}@{k}" for k in config.ks for name in ("hr", "mrr", "ndcg")]
+
+
+def _check_search_settings(settings: dict[str, Any], base: Config) -> list[str]:
+    problems = []
+    for key in ("max_epochs", "grace_period", "seed"):
+        value = settings[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "seed" else 1):
+            problems.append(f"search.{key}: expected a {'non-negative' if key == 'seed' else 'positive'} "
+                            f"integer, got {value!r}")
+    factor = settings["reduction_factor"]
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor <= 1:
+        problems.append(f"search.reduction_factor: expected a number > 1, got {factor!r}")
+    if settings["mode"] not in ("max", "min"):
+        problems.append(f"search.mode: expected max or min, got {settings['mode']!r}")
+    if settings["metric"] not in reported_metrics(base):
+        problems.append(f"search.metric: {settings['metric']!r} is not reported with ks={list(base.ks)}; "
+                        f"reported: {', '.join(reported_metrics(base))}")
+    if isinstance(settings["grace_period"], int) and isinstance(settings["max_epochs"], int) \
+            and settings["grace_period"] > settings["max_epochs"]:
+        problems.append(f"search.grace_period: expected at most max_epochs ({settings['max_epochs']}), "
+                        f"got {settings['grace_period']}")
+    return problems
