@@ -95,8 +95,8 @@ def build_catalog(n_items: int, rng: np.random.Generator) -> pd.DataFrame:
     rate = base * np.where(style >= 0, STYLE_FACTOR[np.maximum(style, 0)], 1.0) * (1 + 0.04 * (variant % 5))
     return pd.DataFrame({
         "model_number": 10000 + rng.permutation(90000)[:n],
-        "model_description_1": np.char.add(np.char.add(style_name, np.where(style >= 0, " ", "")),
-                                           np.char.lower(category.astype(str))),
+        "model_description_1": np.where(style >= 0, np.char.add(np.char.add(style_name, " "), np.char.lower(
+            category.astype(str))), category),
         "model_description_2": np.char.add(np.char.add(material, ", "), colour),
         "product_category": category,
         "room": room,

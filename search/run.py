@@ -241,9 +241,13 @@ def main(argv: list[str] | None = None) -> int:
         plan = resumed_plan(args) if args.resume else new_plan(args)
         config = build_config(plan["config"], source=f"{plan['folder']}/{PLAN_FILE}")
         spec = SearchSpec(space=plan["search"]["space"], **plan["search"]["search"])
-        save_plan(plan)
         data = prepare_data(config)
         prepared = time.perf_counter()
+        if plan.setdefault("data_fingerprint", data.fingerprint()) != data.fingerprint():
+            raise ConfigError(f"the data of {config.data} changed since search {plan['name']} started "
+                              f"(fingerprint {data.fingerprint()} vs {plan['data_fingerprint']}); "
+                              "start a new search")
+        save_plan(plan)
         baselines = evaluate_baselines(config, data, evaluate_on="val")
     except RecsysError as err:
         print(f"error: {err}", file=sys.stderr)

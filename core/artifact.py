@@ -1,0 +1,84 @@
+"""A trained model as one self-contained file: weights, the config that built it, the item catalogue and the
+customers' histories, so that recommending needs no training data. Stored with torch.save as tensors and
+plain values only, and loaded with weights_only=True: loading never unpickles arbitrary objects.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from core.config import Config, build_config
+from core.data import PreparedData
+from core.errors import DataError
+from core.model import LSTMRecommender, build_model
+
+MODEL_FILE = "model.pt"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class SavedModel:
+    model: LSTMRecommender
+    config: Config
+    catalog: pd.DataFrame        # item_id, item_number, description_1, description_2
+    user_ids: np.ndarray         # (U,) customer ids, sorted
+    user_start: np.ndarray       # (U + 1,) offsets into items
+    items: np.ndarray            # (E,) every customer's item ids in time order
+    info: dict[str, Any]
+
+
+def save_model(folder: str | Path, model: LSTMRecommender, config: Config, data: PreparedData,
+               info: dict[str, Any] | None = None) -> Path:
+    """Write folder/model.pt; returns its path."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    catalog = data.catalog
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "config": config.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "item_numbers": torch.tensor(catalog["item_number"].to_numpy(dtype=np.int64)),
+        "description_1": [str(d) for d in catalog["description_1"]],
+        "description_2": [str(d) for d in catalog["description_2"]],
+        "user_ids": torch.tensor(np.asarray(data.user_ids, dtype=np.int64)),
+        "user_start": torch.tensor(np.asarray(data.user_start, dtype=np.int64)),
+        "items": torch.tensor(np.asarray(data.items, dtype=np.int64)),
+        "info": dict(info or {}, data_fingerprint=data.fingerprint()),
+    }
+    path = folder / MODEL_FILE
+    torch.save(payload, path)
+    return path
+
+
+def load_model(folder: str | Path, device: str = "cpu") -> SavedModel:
+    """Rebuild the model saved by save_model (folder or the model.pt file itself)."""
+    path = Path(folder)
+    path = path / MODEL_FILE if path.is_dir() else path
+    if not path.is_file():
+        raise DataError(f"no saved model at {path} (retrain first: python -m search.retrain results/<name>)")
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # a corrupt or foreign file: say which
+        raise DataError(f"{path} is not a model saved by this project: {err}") from None
+    if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
+        raise DataError(f"{path} is not a model saved by this project (format version "
+                        f"{payload.get('format_version') if isinstance(payload, dict) else '?'})")
+    config = build_config(payload["config"], source=str(path))
+    n_items = len(payload["item_numbers"])
+    model = build_model(n_items, config.embed_dim, config.hidden_dim, config.num_layers, config.dropout)
+    model.load_state_dict(payload["state_dict"])
+    model.to(device).eval()
+    catalog = pd.DataFrame({
+        "item_id": np.arange(1, n_items + 1),
+        "item_number": payload["item_numbers"].numpy(),
+        "description_1": payload["description_1"],
+        "description_2": payload["description_2"],
+    })
+    return SavedModel(model=model, config=config, catalog=catalog, user_ids=payload["user_ids"].numpy(),
+                      user_start=payload["user_start"].numpy(), items=payload["items"].numpy(),
+                      info=payload["info"])

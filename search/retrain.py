@@ -1,0 +1,142 @@
+"""Retrain a search's best config and evaluate it once on test: `python -m search.retrain [results/<name>]`.
+
+Trains best_config.yaml on training + validation data for the epochs at which the best trial peaked, then
+reports test HR/MRR/NDCG at every K for the model (mean and standard deviation over --seeds) and for
+both baselines. Writes results/<name>/final/: model.pt (everything needed to recommend), metrics.json
+and report.md. Test data is used here only, never to choose anything.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import statistics
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from core.artifact import save_model
+from core.config import Config, build_config, load_yaml
+from core.data import prepare_data
+from core.errors import ConfigError, RecsysError
+from core.trainable import evaluate_baselines, fit
+
+log = logging.getLogger("search.retrain")
+PLAN_FILE, BEST_FILE, FINAL_FOLDER = "search.yaml", "best_config.yaml", "final"
+
+
+def latest_experiment(storage: Path) -> Path:
+    """The most recently started search under storage."""
+    plans = sorted(storage.glob(f"*/{PLAN_FILE}"), key=lambda p: p.stat().st_mtime)
+    if not plans:
+        raise ConfigError(f"no search found in {storage}/ (run python -m search.run first)")
+    return plans[-1].parent
+
+
+def load_experiment(folder: Path, force: bool) -> tuple[dict[str, Any], Config]:
+    """The search's plan and its best config; an unfinished search is refused unless forced."""
+    if not folder.is_dir():
+        raise ConfigError(f"{folder} is not a search folder (expected results/<name>/ with {PLAN_FILE})")
+    plan_path, best_path = folder / PLAN_FILE, folder / BEST_FILE
+    if not plan_path.is_file():
+        raise ConfigError(f"{folder} has no {PLAN_FILE}: not a search folder made by python -m search.run")
+    plan = load_yaml(plan_path)
+    if plan.get("status") != "finished" and not force:
+        raise ConfigError(f"search {folder.name} did not finish (status: {plan.get('status')}); resume it with "
+                          f"python -m search.run --resume --name {folder.name}, or retrain its best trial so far "
+                          "with --force")
+    if not best_path.is_file():
+        raise ConfigError(f"{folder} has no {BEST_FILE}: no trial of this search reported a result")
+    return plan, build_config(load_yaml(best_path), source=str(best_path))
+
+
+def summarise(per_seed: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Mean and sample standard deviation of every metric over seeds."""
+    names = per_seed[0].keys()
+    return {"mean": {n: statistics.fmean(r[n] for r in per_seed) for n in names},
+            "std": {n: statistics.stdev([r[n] for r in per_seed]) if len(per_seed) > 1 else 0.0 for n in names}}
+
+
+def retrain(folder: Path, seeds: int = 1, force: bool = False) -> dict[str, Any]:
+    """Retrain on training + validation, test once; write final/ and return the metrics."""
+    plan, config = load_experiment(folder, force)
+    data = prepare_data(config)
+    searched_on = plan.get("data_fingerprint")
+    if searched_on and searched_on != data.fingerprint() and not force:
+        raise ConfigError(f"the data of {config.data} changed since search {folder.name} ran (fingerprint "
+                          f"{data.fingerprint()} vs {searched_on}); search again, or retrain anyway with --force")
+    final = folder / FINAL_FOLDER
+    per_seed, began = [], time.perf_counter()
+    for index in range(seeds):
+        seeded = dataclasses.replace(config, seed=config.seed + index)
+        log.info("seed %d (%d of %d): training %d epochs on training + validation", seeded.seed, index + 1,
+                 seeds, seeded.epochs)
+        result = fit(seeded, data, evaluate_on="test")
+        per_seed.append({k.removeprefix("test_"): v for k, v in result.final.items() if k.startswith("test_")})
+        if index == 0:  # the model kept is the one of the config's own seed, never the best on test
+            save_model(final, result.model, seeded, data, info={"experiment": folder.name})
+    metrics = {
+        "experiment": folder.name, "data": config.data, "data_fingerprint": data.fingerprint(),
+        "data_stats": data.stats, "epochs": config.epochs, "seeds": [config.seed + i for i in range(seeds)],
+        "model": {**summarise(per_seed), "per_seed": per_seed},
+        **evaluate_baselines(config, data, evaluate_on="test"),
+        "exclude_seen": config.exclude_seen, "search_created": plan.get("created"),
+        "retrained": datetime.now().isoformat(timespec="seconds"),
+        "retrain_seconds": round(time.perf_counter() - began, 1),
+    }
+    (final / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (final / "report.md").write_text(test_report(metrics, config))
+    return metrics
+
+
+def test_report(metrics: dict[str, Any], config: Config) -> str:
+    """A table a person can read: model mean ± std over seeds beside the baselines, every metric at every K."""
+    names = [f"{m}@{k}" for k in config.ks for m in ("hr", "mrr", "ndcg")]
+    mean, std = metrics["model"]["mean"], metrics["model"]["std"]
+    header = "| recommender | " + " | ".join(names) + " |\n|" + " --- |" * (len(names) + 1)
+    rows = [f"| LSTM (best config, {len(metrics['seeds'])} seed{'s' * (len(metrics['seeds']) > 1)}) | "
+            + " | ".join(f"{mean[n]:.4f} ± {std[n]:.4f}" for n in names) + " |"]
+    for key, label in (("markov", "Markov (last item)"), ("most_popular", "most popular")):
+        rows.append(f"| {label} | " + " | ".join(f"{metrics[key][n]:.4f}" for n in names) + " |")
+    stats = metrics["data_stats"]
+    return "\n".join([
+        f"# Test results of search {metrics['experiment']}", "",
+        f"Best config trained on training + validation for {metrics['epochs']} epochs (the best trial's peak), "
+        f"then evaluated once on test: {stats.get('test_targets')} targets "
+        f"({stats.get('test_cold_targets')} with an item never seen in training, scored as they come), "
+        f"full ranking over {stats.get('items')} items, seen items {'excluded' if metrics['exclude_seen'] else 'kept'}.",
+        "", header, *rows, "",
+        f"Data `{metrics['data']}` (fingerprint {metrics['data_fingerprint']}); seeds {metrics['seeds']}; "
+        f"retrained {metrics['retrained']} in {metrics['retrain_seconds']} s. Model: `model.pt` "
+        "(recommend with python -m search.recommend).", ""])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m search.retrain", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("experiment", nargs="?", help="results/<name> (default: the most recent search)")
+    parser.add_argument("--seeds", type=int, default=1, help="retrain with this many seeds; report mean ± std")
+    parser.add_argument("--storage", default="results", help="where searches live (for the default experiment)")
+    parser.add_argument("--force", action="store_true",
+                        help="retrain even if the search did not finish or its data changed")
+    args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error("--seeds must be at least 1")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr, force=True)
+    for name in ("core", "search"):
+        logging.getLogger(name).setLevel(logging.INFO)
+    try:
+        folder = Path(args.experiment) if args.experiment else latest_experiment(Path(args.storage))
+        retrain(folder, seeds=args.seeds, force=args.force)
+    except RecsysError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print((folder / FINAL_FOLDER / "report.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
