@@ -89,8 +89,10 @@ def write_summary(path: Path, table: pd.DataFrame, info: dict[str, Any]) -> None
                      f"`python -m search.run --resume --name {info['name']}`.")
     lines += [
         "", f"Data: `{info['data']}` ({info['data_stats']}).",
-        f"Objective: {metric} ({info['mode']}); ASHA grace period {info['grace_period']}, reduction factor "
-        f"{info['reduction_factor']}, at most {info['max_epochs']} epochs; Optuna TPE seed {info['seed']}; "
+        f"Objective: {metric} ({info['mode']}); " + (
+            f"ASHA grace period {info['grace_period']}, reduction factor {info['reduction_factor']}, "
+            if info["scheduler"] == "asha" else "FIFO (no early stopping), ") +
+        f"at most {info['max_epochs']} epochs; Optuna TPE seed {info['seed']}; "
         f"{info['concurrency']} trials at a time, {info['cpus_per_trial']} CPU and {info['gpus_per_trial']} GPU each.",
         f"Trials: {counts.get(STATUS_COMPLETED, 0)} completed, {counts.get(STATUS_STOPPED, 0)} early-stopped, "
         f"{counts.get(STATUS_ERRORED, 0)} errored, {counts.get(STATUS_UNFINISHED, 0)} unfinished.",
@@ -178,8 +180,11 @@ def write_plots(folder: Path, records: list[dict[str, Any]], table: pd.DataFrame
                              squeeze=False)
     for ax, key in zip(axes.flat, keys):
         values = table[key]
-        numeric = pd.api.types.is_numeric_dtype(values)
-        ax.scatter(values if numeric else values.astype(str), scores, s=12, alpha=0.7)
+        if "choice" in info["space"][key]:  # categories, evenly spaced in the order of the space file
+            choices = info["space"][key]["choice"]
+            values = values.map(lambda v: next((i for i, c in enumerate(choices) if c == v), np.nan))
+            ax.set_xticks(range(len(choices)), [str(c) for c in choices])
+        ax.scatter(values, scores, s=12, alpha=0.7)
         if info["space"][key].get("loguniform") or info["space"][key].get("logint"):
             ax.set_xscale("log")
         ax.set(xlabel=key, ylabel=metric)

@@ -27,11 +27,11 @@ from core.data import prepare_data
 from core.errors import ConfigError, RecsysError
 from core.trainable import evaluate_baselines
 from search.outputs import write_outputs
-from search.space import SearchSpec, load_search_spec
+from search.space import SEARCH_DEFAULTS, SearchSpec, load_search_spec
 
 log = logging.getLogger("search")
 PLAN_FILE = "search.yaml"
-FIXED_ON_RESUME = ("samples", "data", "config", "overrides", "space", "max_epochs", "seed")
+FIXED_ON_RESUME = ("samples", "data", "config", "overrides", "space", "max_epochs", "seed", "scheduler")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -59,6 +59,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                           "default: start a local Ray")
     parser.add_argument("--resume", action="store_true", help="continue the interrupted search --name")
     parser.add_argument("--seed", type=int, help="Optuna sampler seed (default: the space file's)")
+    parser.add_argument("--scheduler", choices=("asha", "fifo"),
+                        help="asha stops weak trials early; fifo runs every trial to --max-epochs "
+                             "(default: the space file's)")
     parser.add_argument("--no-dashboard", action="store_true", help="start the local Ray without its dashboard")
     parser.add_argument("--num-cpus", type=int, help="local Ray only: CPUs it may use (default: all)")
     parser.add_argument("--num-gpus", type=float,
@@ -94,7 +97,8 @@ def new_plan(args: argparse.Namespace) -> dict[str, Any]:
     config = resolve_config(args.config, overrides)
     if config.data_format != "synthetic":  # trials and retraining may run elsewhere: keep an absolute path
         config = dataclasses.replace(config, data=str(Path(config.data).resolve()))
-    spec = load_search_spec(args.space, config, max_epochs=args.max_epochs, seed=args.seed)
+    spec = load_search_spec(args.space, config, max_epochs=args.max_epochs, seed=args.seed,
+                            scheduler=args.scheduler)
     name = args.name or datetime.now().strftime("search-%Y%m%d-%H%M%S")
     storage, folder = experiment_folder(args.storage, name)
     if folder.exists() and any(folder.iterdir()):
@@ -167,7 +171,7 @@ def build_tuner(plan: dict[str, Any], config: Config, spec: SearchSpec, trainabl
     import optuna
     from optuna.samplers import TPESampler
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
@@ -189,8 +193,9 @@ def build_tuner(plan: dict[str, Any], config: Config, spec: SearchSpec, trainabl
             metric=spec.metric, mode=spec.mode, num_samples=plan["samples"],
             search_alg=ConcurrencyLimiter(searcher, max_concurrent=plan["concurrency"]),
             scheduler=ASHAScheduler(max_t=spec.max_epochs, grace_period=spec.grace_period,
-                                    reduction_factor=spec.reduction_factor),
-            trial_dirname_creator=trial_dirname),
+                                    reduction_factor=spec.reduction_factor)
+            if spec.scheduler == "asha" else FIFOScheduler(),
+            trial_dirname_creator=trial_dirname, reuse_actors=True),
         run_config=tune.RunConfig(
             name=plan["name"], storage_path=plan["storage"], verbose=1, progress_reporter=tune.CLIReporter(
                 metric_columns={"epoch": "epoch", spec.metric: spec.metric, "val_loss": "val_loss"},
@@ -207,12 +212,20 @@ def _inside(value: Any, spec: dict[str, list]) -> bool:
 
 
 def trial_records(results: Any) -> list[dict[str, Any]]:
-    """Plain records of every trial from Tune's ResultGrid, in the order they started."""
+    """Plain records of every trial from Tune's ResultGrid, in the order they started.
+
+    A trial is done when Tune's own status says it terminated (completed or stopped by ASHA); the `done`
+    flag of its last result is not reliable across an interruption.
+    """
+    from ray import tune
+
+    statuses = {trial.trial_id: trial.status for trial in tune.ExperimentAnalysis(results.experiment_path).trials}
     records = []
     for result in results:
         history = result.metrics_dataframe
         if history is None or "epoch" not in history:
-            history = pd.DataFrame()
+            history = pd.DataFrame({"epoch": []})
+        history = history.drop_duplicates("epoch", keep="last")  # epochs rerun after a restart count once
         error = None
         if result.error is not None:
             lines = [line for line in str(result.error).strip().splitlines() if line.strip()]
@@ -220,10 +233,10 @@ def trial_records(results: Any) -> list[dict[str, Any]]:
         started = float("inf")
         if len(history) and "timestamp" in history and "time_this_iter_s" in history:
             started = float(history["timestamp"].iloc[0] - history["time_this_iter_s"].iloc[0])
+        trial_id = result.metrics.get("trial_id") or Path(result.path).name
         records.append({
-            "trial_id": result.metrics.get("trial_id") or Path(result.path).name, "started": started,
-            "config": result.config or {}, "history": history, "error": error,
-            "done": bool(result.metrics.get("done")), "epochs": len(history),
+            "trial_id": trial_id, "started": started, "config": result.config or {}, "history": history,
+            "error": error, "done": statuses.get(trial_id) == "TERMINATED", "epochs": len(history),
             "wall_seconds": float(result.metrics.get("time_total_s", 0.0)),
         })
     return sorted(records, key=lambda r: r["started"])  # trial number = order of starting
@@ -240,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         plan = resumed_plan(args) if args.resume else new_plan(args)
         config = build_config(plan["config"], source=f"{plan['folder']}/{PLAN_FILE}")
-        spec = SearchSpec(space=plan["search"]["space"], **plan["search"]["search"])
+        spec = SearchSpec(space=plan["search"]["space"], **{**SEARCH_DEFAULTS, **plan["search"]["search"]})
         data = prepare_data(config)
         prepared = time.perf_counter()
         if plan.setdefault("data_fingerprint", data.fingerprint()) != data.fingerprint():

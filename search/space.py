@@ -12,8 +12,8 @@ from core.errors import ConfigError
 
 DEFAULT_SPACE_PATH = Path(__file__).resolve().parent.parent / "configs" / "space.yaml"
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "logint", "choice")
-SEARCH_DEFAULTS = {"metric": "val_ndcg@5", "mode": "max", "max_epochs": 20, "grace_period": 2,
-                   "reduction_factor": 3, "seed": 0}
+SEARCH_DEFAULTS = {"metric": "val_ndcg@5", "mode": "max", "max_epochs": 20, "scheduler": "asha",
+                   "grace_period": 2, "reduction_factor": 3, "seed": 0}
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,7 @@ class SearchSpec:
     metric: str
     mode: str
     max_epochs: int
+    scheduler: str
     grace_period: int
     reduction_factor: int
     seed: int
@@ -92,7 +93,7 @@ def _check_param(key: str, spec: Any, base: Config) -> tuple[dict | None, list[s
 
 
 def load_search_spec(path: str | Path | None, base: Config, max_epochs: int | None = None,
-                     seed: int | None = None) -> SearchSpec:
+                     seed: int | None = None, scheduler: str | None = None) -> SearchSpec:
     """Read and check a space file against the base config; report every problem in one ConfigError."""
     path = Path(path) if path is not None else DEFAULT_SPACE_PATH
     raw = load_yaml(path)
@@ -111,6 +112,8 @@ def load_search_spec(path: str | Path | None, base: Config, max_epochs: int | No
         settings["max_epochs"] = max_epochs
     if seed is not None:
         settings["seed"] = seed
+    if scheduler is not None:
+        settings["scheduler"] = scheduler
     problems += _check_search_settings(settings, base)
     space = {}
     raw_space = raw.get("space")
@@ -142,6 +145,8 @@ def _check_search_settings(settings: dict[str, Any], base: Config) -> list[str]:
     factor = settings["reduction_factor"]
     if isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor <= 1:
         problems.append(f"search.reduction_factor: expected a number > 1, got {factor!r}")
+    if settings["scheduler"] not in ("asha", "fifo"):
+        problems.append(f"search.scheduler: expected asha or fifo, got {settings['scheduler']!r}")
     if settings["mode"] not in ("max", "min"):
         problems.append(f"search.mode: expected max or min, got {settings['mode']!r}")
     if settings["metric"] not in reported_metrics(base):

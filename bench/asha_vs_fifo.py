@@ -1,0 +1,64 @@
+"""Search efficiency: ASHA against FIFO (no early stopping), same samples, space and sampler seed.
+
+    python bench/asha_vs_fifo.py [--samples 20] [--max-epochs 15] [--data synthetic ../shared/data/ml-100k]
+
+Runs `python -m search.run` once per data set and scheduler (outputs in bench/out/searches/) and prints
+trial-epochs used, wall time and the best validation NDCG@5 of each, with ASHA's share of FIFO's effort.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ["synthetic", str(ROOT.parent / "shared/data/ml-100k")]
+
+
+def run_search(data: str, scheduler: str, args: argparse.Namespace, storage: Path) -> dict:
+    name = f"{Path(data).name}-{scheduler}-{args.samples}x{args.max_epochs}"
+    if (storage / name).exists():
+        raise SystemExit(f"{storage / name} exists: remove it to measure again")
+    command = [sys.executable, "-m", "search.run", "--data", data, "--samples", str(args.samples),
+               "--max-epochs", str(args.max_epochs), "--scheduler", scheduler, "--seed", str(args.seed),
+               "--name", name, "--storage", str(storage), "--no-dashboard"]
+    began = time.perf_counter()
+    subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL,
+                   env=dict(os.environ, RAY_AUTH_MODE=os.environ.get("RAY_AUTH_MODE", "disabled")))
+    wall = time.perf_counter() - began
+    trials = pd.read_csv(storage / name / "trials.csv")
+    return {"data": Path(data).name, "scheduler": scheduler, "trial_epochs": int(trials["epochs"].sum()),
+            "wall_seconds": wall, "best": trials["best_val_ndcg@5"].max(),
+            "stopped": int((trials["status"] == "early-stopped").sum())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", type=int, default=20)
+    parser.add_argument("--max-epochs", type=int, default=15)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data", nargs="+", default=DEFAULT_DATA)
+    args = parser.parse_args()
+    storage = ROOT / "bench/out/searches"
+    rows = [run_search(data, scheduler, args, storage) for data in args.data for scheduler in ("asha", "fifo")]
+    print(f"{date.today()}; {os.cpu_count()} CPUs; {args.samples} samples x at most {args.max_epochs} epochs, "
+          f"seed {args.seed}, default space (configs/space.yaml)")
+    print("| data | scheduler | trial-epochs | early-stopped | wall time (s) | best val NDCG@5 |\n"
+          "| --- | --- | --- | --- | --- | --- |")
+    for row in rows:
+        print(f"| {row['data']} | {row['scheduler']} | {row['trial_epochs']} | {row['stopped']} | "
+              f"{row['wall_seconds']:.0f} | {row['best']:.4f} |")
+    for asha, fifo in zip(rows[::2], rows[1::2]):
+        print(f"{asha['data']}: ASHA used {asha['trial_epochs'] / fifo['trial_epochs']:.0%} of FIFO's trial-epochs, "
+              f"{asha['wall_seconds'] / fifo['wall_seconds']:.0%} of its wall time; best NDCG@5 "
+              f"{asha['best'] / fifo['best'] - 1:+.1%} against FIFO's")
+
+
+if __name__ == "__main__":
+    main()
