@@ -22,12 +22,14 @@ DEFAULT_DATA = ["synthetic", str(ROOT.parent / "shared/data/ml-100k")]
 
 
 def run_search(data: str, scheduler: str, args: argparse.Namespace, storage: Path) -> dict:
-    name = f"{Path(data).name}-{scheduler}-{args.samples}x{args.max_epochs}"
+    space = Path(args.space)
+    name = f"{Path(data).name}-{scheduler}-{args.samples}x{args.max_epochs}" + (
+        f"-{space.stem}" if space.stem != "space" else "")
     if (storage / name).exists():
         raise SystemExit(f"{storage / name} exists: remove it to measure again")
     command = [sys.executable, "-m", "search.run", "--data", data, "--samples", str(args.samples),
                "--max-epochs", str(args.max_epochs), "--scheduler", scheduler, "--seed", str(args.seed),
-               "--name", name, "--storage", str(storage), "--no-dashboard"]
+               "--name", name, "--storage", str(storage), "--space", str(space), "--no-dashboard"]
     began = time.perf_counter()
     subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL,
                    env=dict(os.environ, RAY_AUTH_MODE=os.environ.get("RAY_AUTH_MODE", "disabled")))
@@ -44,17 +46,20 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=15)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", nargs="+", default=DEFAULT_DATA)
+    parser.add_argument("--space", default=str(ROOT / "configs/space.yaml"),
+                        help="space file (its ASHA settings apply to the ASHA run)")
+    parser.add_argument("--schedulers", nargs="+", default=["asha", "fifo"], choices=["asha", "fifo"])
     args = parser.parse_args()
     storage = ROOT / "bench/out/searches"
-    rows = [run_search(data, scheduler, args, storage) for data in args.data for scheduler in ("asha", "fifo")]
+    rows = [run_search(data, scheduler, args, storage) for data in args.data for scheduler in args.schedulers]
     print(f"{date.today()}; {os.cpu_count()} CPUs; {args.samples} samples x at most {args.max_epochs} epochs, "
-          f"seed {args.seed}, default space (configs/space.yaml)")
+          f"seed {args.seed}, space {Path(args.space).relative_to(ROOT) if Path(args.space).is_relative_to(ROOT) else args.space}")
     print("| data | scheduler | trial-epochs | early-stopped | wall time (s) | best val NDCG@5 |\n"
           "| --- | --- | --- | --- | --- | --- |")
     for row in rows:
         print(f"| {row['data']} | {row['scheduler']} | {row['trial_epochs']} | {row['stopped']} | "
               f"{row['wall_seconds']:.0f} | {row['best']:.4f} |")
-    for asha, fifo in zip(rows[::2], rows[1::2]):
+    for asha, fifo in zip(rows[::2], rows[1::2]) if args.schedulers == ["asha", "fifo"] else []:
         print(f"{asha['data']}: ASHA used {asha['trial_epochs'] / fifo['trial_epochs']:.0%} of FIFO's trial-epochs, "
               f"{asha['wall_seconds'] / fifo['wall_seconds']:.0%} of its wall time; best NDCG@5 "
               f"{asha['best'] / fifo['best'] - 1:+.1%} against FIFO's")

@@ -16,11 +16,11 @@ import time
 from datetime import date
 from pathlib import Path
 
+import notebook_reference as reference
 import torch
 
-import notebook_reference as reference
 from core.config import build_config
-from core.data import VALID, prepare_data, prefix_samples, training_windows
+from core.data import VALID, prefix_samples, prepare_data, training_windows
 from core.sources import load_movielens
 from core.trainable import eval_tensors, fit
 from core.training import evaluate

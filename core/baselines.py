@@ -42,7 +42,7 @@ def markov_scorer(data: PreparedData, last_period: int, device: torch.device) ->
     n = data.n_items + 1
     pairs, weight = np.unique(source * n + target, return_counts=True)
     indptr = np.searchsorted(pairs // n, np.arange(n + 1))  # transitions of item i: indptr[i]:indptr[i + 1]
-    as_tensor = lambda a, dtype: torch.as_tensor(a, dtype=dtype, device=device)  # noqa: E731
+    as_tensor = lambda a, dtype: torch.as_tensor(a, dtype=dtype, device=device)
     indptr, follower, weight = as_tensor(indptr, torch.long), as_tensor(pairs % n, torch.long), as_tensor(
         weight, torch.float32)
     prior = as_tensor(counts / (counts.sum() + 1.0), torch.float32)

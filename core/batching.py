@@ -1,7 +1,7 @@
 """Tensor views of samples: (start, length) index pairs into the flat item array become padded batches."""
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 

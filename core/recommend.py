@@ -54,7 +54,7 @@ def recommend(model: LSTMRecommender, catalog: pd.DataFrame, history: np.ndarray
         raise DataError(f"k must be at least 1, got {k}")
     model.eval()
     device = next(model.parameters()).device
-    window = torch.as_tensor(np.asarray(history[-max_seq_len:], dtype=np.int64), device=device)[None]  # (1, T)
+    window = torch.tensor(np.array(history[-max_seq_len:], dtype=np.int64), device=device)[None]  # (1, T)
     scores = torch.softmax(model.logits(model(window)[0, -1]).float(), dim=-1)  # (N + 1,)
     scores[0] = float("-inf")
     if exclude_seen:

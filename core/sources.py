@@ -169,7 +169,6 @@ def load_sequences(path: str | Path) -> pd.DataFrame:
         raise DataError(f"sequence file {path} does not exist")
     lines = path.read_text().splitlines()
     tokens = [line.split() for line in lines]
-    blank = [i + 1 for i, t in enumerate(tokens) if not t]
     short = [i + 1 for i, t in enumerate(tokens) if len(t) == 1]
     if not any(tokens):
         raise DataError(f"sequence file {path} is empty")

@@ -7,15 +7,25 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 
 from core.baselines import markov_scorer, popularity_scorer
 from core.config import Config, build_config
-from core.data import TEST, TRAIN, VALID, PreparedData, eval_targets, history_starts, prefix_samples, \
-    prepare_data, training_windows
+from core.data import (
+    TEST,
+    TRAIN,
+    VALID,
+    PreparedData,
+    eval_targets,
+    history_starts,
+    prefix_samples,
+    prepare_data,
+    training_windows,
+)
 from core.errors import ConfigError
 from core.model import LSTMRecommender, build_model
 from core.training import evaluate, model_scorer, train_epoch

@@ -25,7 +25,8 @@ def trial_status(record: dict[str, Any], max_epochs: int) -> str:
 
 def trial_table(records: list[dict[str, Any]], space_keys: list[str], metric: str, mode: str,
                 max_epochs: int) -> pd.DataFrame:
-    """One row per trial (in creation order): sampled values, status, epochs, best and last metrics, wall time."""
+    """One row per trial (in the order they started): sampled values, status, epochs, best and last validation
+    metrics, wall time."""
     rows = []
     for number, record in enumerate(records, start=1):
         history: pd.DataFrame = record["history"]
@@ -33,8 +34,10 @@ def trial_table(records: list[dict[str, Any]], space_keys: list[str], metric: st
                **{key: record["config"].get(key) for key in space_keys}, "epochs": record["epochs"]}
         if len(history) and metric in history:
             values = history[metric].to_numpy(dtype=float)
-            best = int(np.nanargmax(values) if mode == "max" else np.nanargmin(values)) if not np.isnan(
-                values).all() else len(values) - 1
+            if np.isnan(values).all():
+                best = len(values) - 1
+            else:
+                best = int(np.nanargmax(values) if mode == "max" else np.nanargmin(values))
             row.update({f"best_{metric}": values[best], "best_epoch": int(history["epoch"].iloc[best])})
             for column in [c for c in history.columns if c.startswith("val_") and c != metric]:
                 row[f"best_{column}"] = history[column].iloc[best]  # at the best epoch

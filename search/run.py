@@ -31,7 +31,8 @@ from search.space import SEARCH_DEFAULTS, SearchSpec, load_search_spec
 
 log = logging.getLogger("search")
 PLAN_FILE = "search.yaml"
-FIXED_ON_RESUME = ("samples", "data", "config", "overrides", "space", "max_epochs", "seed", "scheduler")
+FIXED_ON_RESUME = ("samples", "data", "config", "overrides", "space", "max_epochs", "seed", "scheduler",
+                   "cpus_per_trial", "gpus_per_trial", "concurrency")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -45,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="override one base setting (repeatable), e.g. --set exclude_seen=true")
     parser.add_argument("--space", help="search space YAML (default configs/space.yaml)")
     parser.add_argument("--max-epochs", type=int, help="epochs per trial at most (default: the space file's)")
-    parser.add_argument("--cpus-per-trial", type=float, default=1.0,
+    parser.add_argument("--cpus-per-trial", type=float,
                         help="CPUs each trial asks Ray for; torch uses that many threads (default 1)")
     parser.add_argument("--gpus-per-trial", type=float,
                         help="GPU share of each trial; 0.25 lets 4 trials share a GPU "
@@ -70,7 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.samples is not None and args.samples < 1:
         parser.error("--samples must be at least 1")
-    if args.cpus_per_trial <= 0:
+    if args.cpus_per_trial is not None and args.cpus_per_trial <= 0:
         parser.error("--cpus-per-trial must be positive")
     if args.gpus_per_trial is not None and args.gpus_per_trial < 0:
         parser.error("--gpus-per-trial must be 0 or more")
@@ -105,25 +106,22 @@ def new_plan(args: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError(f"{folder} already holds a search; continue it with --resume --name {name}, "
                           "or choose another --name")
     return {"name": name, "storage": storage, "folder": str(folder), "samples": args.samples or 50,
-            "cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": args.gpus_per_trial,
+            "cpus_per_trial": args.cpus_per_trial or 1.0, "gpus_per_trial": args.gpus_per_trial,
             "concurrency": args.concurrency, "config": config.to_dict(), "search": spec.to_dict(),
             "status": "running", "created": datetime.now().isoformat(timespec="seconds")}
 
 
 def resumed_plan(args: argparse.Namespace) -> dict[str, Any]:
-    """The saved settings of an earlier search; only resources may change."""
+    """The saved settings of an earlier search, resources included (its searcher and trials keep them)."""
     _, folder = experiment_folder(args.storage, args.name)
     if not (folder / PLAN_FILE).is_file():
         raise ConfigError(f"no search to resume at {folder} ({PLAN_FILE} is missing); "
                           "start one without --resume")
-    fixed = [f"--{k.replace('_', '-')}" for k in FIXED_ON_RESUME if getattr(args, k)]
+    fixed = [f"--{k.replace('_', '-')}" for k in FIXED_ON_RESUME if getattr(args, k) not in (None, [])]
     if fixed:
         raise ConfigError(f"a resumed search keeps its settings; drop {', '.join(fixed)} "
                           f"(they are in {folder / PLAN_FILE})")
     plan = yaml.safe_load((folder / PLAN_FILE).read_text())
-    for key in ("gpus_per_trial", "concurrency"):
-        if getattr(args, key) is not None:
-            plan[key] = getattr(args, key)
     plan["status"] = "running"
     return plan
 

@@ -3,8 +3,7 @@ import pandas as pd
 import pytest
 
 from core.config import build_config
-from core.data import (TEST, TRAIN, VALID, eval_targets, history_starts, prefix_samples, prepare_data,
-                       training_windows)
+from core.data import TEST, TRAIN, VALID, eval_targets, history_starts, prefix_samples, prepare_data, training_windows
 from core.errors import DataError
 
 
@@ -86,7 +85,7 @@ def test_samples_equal_a_naive_loop_and_windows_cover_each_target_once(max_seq_l
         starts, lengths = training_windows(data, max_seq_len, last_period)
         assert lengths.min() >= 1 and lengths.max() <= max_seq_len
         targets = np.concatenate([np.arange(s + 1, s + n + 1) for s, n in zip(starts, lengths)])
-        assert sorted(targets.tolist()) == sorted((starts_of(prefix_samples(data, max_seq_len, last_period))))
+        assert sorted(targets.tolist()) == sorted(starts_of(prefix_samples(data, max_seq_len, last_period)))
         assert (history_starts(data)[starts] <= starts).all()
         assert (data.period[targets] <= last_period).all()
 

@@ -1,6 +1,5 @@
 """End-to-end searches on tiny data: outputs, interruption and resume, failures, GPU packing, a running cluster."""
 import json
-import os
 import shutil
 import signal
 import socket

@@ -128,7 +128,8 @@ def test_real_movielens_when_present():
 
 
 def test_synthetic_log_has_the_notebooks_13_columns_and_is_deterministic():
-    from core.synthetic import COLUMNS as SYNTHETIC_COLUMNS, generate_rentals
+    from core.synthetic import COLUMNS as SYNTHETIC_COLUMNS
+    from core.synthetic import generate_rentals
     a, b = generate_rentals(300, 140, seed=3), generate_rentals(300, 140, seed=3)
     assert len(a.columns) == 13 and set(COLUMNS) <= set(a.columns) and list(a.columns) == SYNTHETIC_COLUMNS
     pd.testing.assert_frame_equal(a, b)

@@ -31,7 +31,7 @@ def test_fit_reports_every_epoch_and_is_deterministic(tiny_config):
     assert [m["epoch"] for m, _ in reports] == [1, 2]
     assert {"train_loss", "val_loss", "val_hr@5", "val_mrr@10", "val_ndcg@20"} <= set(reports[0][0])
     assert set(reports[0][1]) >= {"epoch", "model", "optimizer", "config"}
-    strip = lambda h: [{k: v for k, v in row.items() if not k.endswith("seconds")} for row in h]  # noqa: E731
+    strip = lambda h: [{k: v for k, v in row.items() if not k.endswith("seconds")} for row in h]
     assert strip(first.history) == strip(second.history)
 
 
@@ -107,7 +107,6 @@ def test_evaluation_excludes_the_whole_seen_history_not_only_the_window():
 
 def test_baselines_on_hand_built_data():
     data = hand_built_data()
-    items, starts, lengths, first = eval_tensors(data, VALID, max_seq_len=5, device=torch.device("cpu"))
     inputs = torch.tensor([[3], [2]])
     popular = popularity_scorer(data, TRAIN, torch.device("cpu"))(inputs, torch.tensor([1, 1]))
     assert popular[0].tolist() == [0, 2, 2, 1, 2]  # training counts of items 0..4
