@@ -37,6 +37,7 @@ def measure(events: int, items: int, steps: int, profile: bool) -> dict:
 
     config = build_config({"synthetic_customers": round(events / CUSTOMER_EVENTS), "synthetic_items": items})
     profiler = cProfile.Profile() if profile else None
+    warm_up_torch()
     out = {"target_events": events, "target_items": items}
     began = time.perf_counter()
     frame = load_synthetic(config.synthetic_customers, config.synthetic_items, config.synthetic_seed)
@@ -52,15 +53,24 @@ def measure(events: int, items: int, steps: int, profile: bool) -> dict:
     out.update(events=len(data.items), items=data.n_items, customers=len(data.user_ids),
                train_targets=int(lengths.sum()), windows=len(starts))
     del frame
+    if profiler:
+        profiler.disable()
+        print("## data preparation (cProfile, by own time)")
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(12)
 
     torch.manual_seed(0)
     model = build_model(data.n_items, config.embed_dim, config.hidden_dim, config.num_layers, config.dropout)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     items_t = torch.tensor(data.items)
-    sample = torch.randperm(len(starts), generator=torch.Generator().manual_seed(0))[:steps * config.batch_size]
+    sample = torch.randperm(len(starts), generator=torch.Generator().manual_seed(0))[:(steps + 1) * config.batch_size]
+
+    def train_steps(rows: torch.Tensor) -> None:
+        train_epoch(model, optimizer, items_t, starts[rows], lengths[rows], mode="all_positions",
+                    batch_size=config.batch_size, generator=torch.Generator().manual_seed(0))
+
+    train_steps(sample[:config.batch_size])  # warm-up: first-call allocations stay out of the timing
     began = time.perf_counter()
-    train_epoch(model, optimizer, items_t, starts[sample], lengths[sample], mode="all_positions",
-                batch_size=config.batch_size, generator=torch.Generator().manual_seed(0))
+    train_steps(sample[config.batch_size:])
     seconds_per_step = (time.perf_counter() - began) / steps
     out["seconds_per_step"] = seconds_per_step
     out["seconds_per_epoch"] = seconds_per_step * len(starts) / config.batch_size
@@ -72,12 +82,21 @@ def measure(events: int, items: int, steps: int, profile: bool) -> dict:
              exclude_seen=True, batch_size=config.eval_batch_size)
     out["eval_seconds"] = (time.perf_counter() - began) * len(eval_starts) / batch
     out["val_targets"] = len(eval_starts)
-    if profiler:
-        profiler.disable()
-        stats = pstats.Stats(profiler).sort_stats("cumulative")
-        stats.print_stats(25)
+    if profile:
+        with torch.profiler.profile() as torch_profile:
+            train_steps(sample[:5 * config.batch_size])
+        print("## 5 training steps (torch.profiler, by own CPU time)")
+        print(torch_profile.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
+
+
+def warm_up_torch() -> None:
+    """Import what torch loads lazily on first use (Adam pulls in torch._dynamo), outside every timing."""
+    import torch
+
+    layer = torch.nn.Linear(2, 2)
+    torch.optim.Adam(layer.parameters()).step()
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -128,9 +147,9 @@ def main() -> None:
     print("| events | customers | items | generate (s) | prepare (s) | windows (s) | s/epoch (extrapolated) | "
           "evaluation (s) | peak memory (MB) |\n" + "| --- " * 9 + "|")
     for r in rows:
-        print(f"| {r['events']:,} | {r['customers']:,} | {r['items']:,} | {r['generate_seconds']:.1f} | "
-              f"{r['prepare_seconds']:.1f} | {r['windows_seconds']:.2f} | {r['seconds_per_epoch']:,.0f} | "
-              f"{r['eval_seconds']:.1f} | {r['peak_rss_mb']:,.0f} |")
+        print(f"| {r['events']:,} | {r['customers']:,} | {r['items']:,} | {r['generate_seconds']:.2f} | "
+              f"{r['prepare_seconds']:.2f} | {r['windows_seconds']:.2f} | {r['seconds_per_epoch']:,.1f} | "
+              f"{r['eval_seconds']:.2f} | {r['peak_rss_mb']:,.0f} |")
     out = Path(__file__).resolve().parent / "out"
     out.mkdir(exist_ok=True)
     (out / "scaling.json").write_text(json.dumps({"date": str(date.today()), "rows": rows}, indent=1))

@@ -74,8 +74,8 @@ def prepare_data(config: Config, interactions: pd.DataFrame | None = None) -> Pr
     # ties in time keep the source's row order, so the result never depends on the sort algorithm
     frame = frame[keep].sort_values(["user", "time", "line"], kind="stable").reset_index(drop=True)
 
-    item_numbers, item_ids = np.unique(frame["item"].to_numpy(), return_inverse=True)
-    item_ids = item_ids.astype(np.int64) + 1  # 0 is padding
+    item_ids, item_numbers = pd.factorize(frame["item"], sort=True)  # hashing: np.unique's full sort is 3x slower
+    item_ids, item_numbers = item_ids.astype(np.int64) + 1, np.asarray(item_numbers)  # 0 is padding
     first_seen = frame.drop_duplicates("item", keep="last").set_index("item").reindex(item_numbers)
     catalog = pd.DataFrame({
         "item_id": np.arange(1, len(item_numbers) + 1),
@@ -83,8 +83,9 @@ def prepare_data(config: Config, interactions: pd.DataFrame | None = None) -> Pr
         "description_1": first_seen["description_1"].to_numpy(),
         "description_2": first_seen["description_2"].to_numpy(),
     })
-    users, counts = np.unique(frame["user"].to_numpy(), return_counts=True)
-    user_start = np.r_[0, np.cumsum(counts)].astype(np.int64)
+    user = frame["user"].to_numpy()  # sorted, so each customer's events are one run
+    user_start = np.flatnonzero(np.r_[True, user[1:] != user[:-1], True]).astype(np.int64)
+    users = user[user_start[:-1]]
     period, cut_info = split_periods(frame["time"], user_start, config)
     stats.update(cut_info)
     data = PreparedData(items=item_ids, user_start=user_start, period=period, user_ids=users,

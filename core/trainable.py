@@ -70,10 +70,11 @@ def check_data_matches(config: Config, data: PreparedData) -> None:
 
 def fit(config: Config | Mapping[str, Any], data: PreparedData | None = None, report: Report | None = None,
         checkpoint: Mapping[str, Any] | None = None, evaluate_on: str = "val") -> FitResult:
-    """Train one config, evaluating after every epoch on `evaluate_on` ("val": train on the training period;
-    "test": train on training + validation). Calls report(metrics, state) after each epoch; resumes from
-    such a state when given one as `checkpoint`. The state's tensors are the live model's: save or copy
-    them inside `report`."""
+    """Train one config. evaluate_on="val": train on the training period, evaluate on validation after every
+    epoch. evaluate_on="test": train on training + validation, evaluate on test once, after the last epoch
+    (test data never guides anything; earlier epochs report the training loss only). Calls
+    report(metrics, state) after each epoch; resumes from such a state when given one as `checkpoint`.
+    The state's tensors are the live model's: save or copy them inside `report`."""
     config = as_config(config)
     if evaluate_on not in EVAL_SPLITS:
         raise ConfigError(f"evaluate_on: expected one of {', '.join(EVAL_SPLITS)}, got {evaluate_on!r}")
@@ -107,16 +108,18 @@ def fit(config: Config | Mapping[str, Any], data: PreparedData | None = None, re
         train_loss = train_epoch(model, optimizer, items, starts, lengths, mode=config.sample_mode,
                                  batch_size=config.batch_size, generator=order, bf16=config.bf16)
         trained = time.perf_counter()
-        scores = evaluate(model_scorer(model, config.bf16), items, eval_starts, eval_lengths,
-                          history_first, ks=config.ks, exclude_seen=config.exclude_seen,
-                          batch_size=config.eval_batch_size, with_loss=True)
-        metrics = {"epoch": epoch + 1, "train_loss": train_loss,
-                   **{f"{evaluate_on}_{name}": value for name, value in scores.items()},
-                   "train_seconds": trained - began, "eval_seconds": time.perf_counter() - trained}
+        metrics = {"epoch": epoch + 1, "train_loss": train_loss, "train_seconds": trained - began}
+        line = f"epoch {epoch + 1}/{config.epochs}  train_loss {train_loss:.4f}"
+        if evaluate_on == "val" or epoch + 1 == config.epochs:
+            scores = evaluate(model_scorer(model, config.bf16), items, eval_starts, eval_lengths,
+                              history_first, ks=config.ks, exclude_seen=config.exclude_seen,
+                              batch_size=config.eval_batch_size, with_loss=True)
+            metrics.update({f"{evaluate_on}_{name}": value for name, value in scores.items()},
+                           eval_seconds=time.perf_counter() - trained)
+            line += (f"  {evaluate_on}_loss {scores['loss']:.4f}  {evaluate_on}_ndcg@{config.ks[0]} "
+                     f"{scores[f'ndcg@{config.ks[0]}']:.4f}")
         result.history.append(metrics)
-        log.info("epoch %d/%d  train_loss %.4f  %s_loss %.4f  %s_ndcg@%d %.4f  %.1fs", epoch + 1, config.epochs,
-                 train_loss, evaluate_on, scores["loss"], evaluate_on, config.ks[0],
-                 scores[f"ndcg@{config.ks[0]}"], time.perf_counter() - began)
+        log.info("%s  %.1fs", line, time.perf_counter() - began)
         if report is not None:
             state = {"epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "config": config.to_dict(), "history": list(result.history)}

@@ -13,7 +13,7 @@ from core.errors import ConfigError
 DEFAULT_SPACE_PATH = Path(__file__).resolve().parent.parent / "configs" / "space.yaml"
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "logint", "choice")
 SEARCH_DEFAULTS = {"metric": "val_ndcg@5", "mode": "max", "max_epochs": 20, "scheduler": "asha",
-                   "grace_period": 1, "reduction_factor": 4, "seed": 0}
+                   "grace_period": 2, "reduction_factor": 3, "seed": 0}
 
 
 @dataclass(frozen=True)

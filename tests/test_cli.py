@@ -25,7 +25,8 @@ def test_train_cli_test_mode_reports_test_metrics_and_prints_epoch_lines(capsys)
     assert main(settings(TINY) + ["--test"]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["split"] == "test"
-    assert captured.err.count("test_ndcg@5") == TINY["epochs"]
+    assert captured.err.count("train_loss") == TINY["epochs"]
+    assert captured.err.count("test_ndcg@5") == 1  # test is evaluated once, after the last epoch
 
 
 def test_train_cli_bad_input_is_one_clear_line_and_exit_code_2(tmp_path, capsys):
