@@ -58,7 +58,7 @@ def recommend(model: LSTMRecommender, catalog: pd.DataFrame, history: np.ndarray
     scores = torch.softmax(model.logits(model(window)[0, -1]).float(), dim=-1)  # (N + 1,)
     scores[0] = float("-inf")
     if exclude_seen:
-        scores[torch.as_tensor(np.asarray(history, dtype=np.int64), device=device)] = float("-inf")
+        scores[torch.tensor(np.array(history, dtype=np.int64), device=device)] = float("-inf")
     available = int(torch.isfinite(scores).sum())
     top = torch.topk(scores, min(k, available))
     rows = catalog.iloc[top.indices.cpu().numpy() - 1]
