@@ -95,6 +95,30 @@ def test_interrupted_search_resumes_and_keeps_finished_trials(tmp_path):
     assert "Status: **finished** (5 of 5 trials)" in (folder / "summary.md").read_text()
 
 
+def test_a_killed_driver_resumes_without_rerunning_finished_trials(tmp_path):
+    space = write_space(tmp_path, SMALL_SPACE.replace("max_epochs: 2", "max_epochs: 4")
+                        .replace("hidden_dim: {choice: [16, 32]}", "hidden_dim: {choice: [128, 256]}"))
+    command = search_command(tmp_path, "killed", "--samples", "5", "--concurrency", "1", "--space", space,
+                             "--no-dashboard")
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    folder = tmp_path / "killed"
+    deadline = time.time() + 120
+    while time.time() < deadline and finished_trials(folder) < 2:
+        time.sleep(0.3)
+    process.kill()  # SIGKILL: no chance to save anything more
+    process.wait()
+    finished = {path.parent.name: path.read_text() for path in folder.glob("*/result.json")
+                if '"done": true' in path.read_text().strip().splitlines()[-1]}
+    assert 2 <= len(finished) < 5
+
+    assert main(["--resume", "--name", "killed", "--storage", str(tmp_path), "--no-dashboard"]) == 0
+    trials = pd.read_csv(folder / "trials.csv")
+    assert len(trials) == 5 and set(trials["status"]) <= {"completed", "early-stopped"}
+    for name, text in finished.items():  # their results were not written again: they did not rerun
+        assert (folder / name / "result.json").read_text() == text
+    assert "Status: **finished** (5 of 5 trials)" in (folder / "summary.md").read_text()
+
+
 def finished_trials(folder: Path) -> int:
     count = 0
     for result in folder.glob("*/result.json"):
