@@ -42,6 +42,7 @@ def measure(events: int, items: int, steps: int, profile: bool) -> dict:
     began = time.perf_counter()
     frame = load_synthetic(config.synthetic_customers, config.synthetic_items, config.synthetic_seed)
     out["generate_seconds"] = time.perf_counter() - began
+    out["peak_mb_after_generate"] = peak_rss_mb()
     if profiler:
         profiler.enable()
     began = time.perf_counter()
@@ -50,6 +51,7 @@ def measure(events: int, items: int, steps: int, profile: bool) -> dict:
     began = time.perf_counter()
     starts, lengths = (torch.tensor(a) for a in training_windows(data, config.max_seq_len, TRAIN))
     out["windows_seconds"] = time.perf_counter() - began
+    out["peak_mb_after_prepare"] = peak_rss_mb()
     out.update(events=len(data.items), items=data.n_items, customers=len(data.user_ids),
                train_targets=int(lengths.sum()), windows=len(starts))
     del frame
@@ -87,8 +89,12 @@ def measure(events: int, items: int, steps: int, profile: bool) -> dict:
             train_steps(sample[:5 * config.batch_size])
         print("## 5 training steps (torch.profiler, by own CPU time)")
         print(torch_profile.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["peak_rss_mb"] = peak_rss_mb()
     return out
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def warm_up_torch() -> None:
@@ -108,7 +114,7 @@ def plot(rows: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
     for ax, keys, label in ((axes[0], ("generate_seconds", "prepare_seconds", "windows_seconds"), "seconds"),
                             (axes[1], ("seconds_per_epoch", "eval_seconds"), "seconds"),
-                            (axes[2], ("peak_rss_mb",), "MB")):
+                            (axes[2], ("peak_mb_after_generate", "peak_mb_after_prepare", "peak_rss_mb"), "MB")):
         for key in keys:
             ax.plot(events, [r[key] for r in rows], marker="o", label=key.replace("_", " "))
         ax.set(xscale="log", yscale="log", xlabel="events", ylabel=label)
@@ -145,11 +151,12 @@ def main() -> None:
         print(f"{size}: {rows[-1]}", file=sys.stderr, flush=True)
     print(f"\n{date.today()}, {os.cpu_count()} CPUs, default model (embed 64, hidden 128, batch 64, max_seq_len 20)")
     print("| events | customers | items | generate (s) | prepare (s) | windows (s) | s/epoch (extrapolated) | "
-          "evaluation (s) | peak memory (MB) |\n" + "| --- " * 9 + "|")
+          "evaluation (s) | peak memory (MB): after generating / preparing / in all |\n" + "| --- " * 9 + "|")
     for r in rows:
         print(f"| {r['events']:,} | {r['customers']:,} | {r['items']:,} | {r['generate_seconds']:.2f} | "
               f"{r['prepare_seconds']:.2f} | {r['windows_seconds']:.2f} | {r['seconds_per_epoch']:,.1f} | "
-              f"{r['eval_seconds']:.2f} | {r['peak_rss_mb']:,.0f} |")
+              f"{r['eval_seconds']:.2f} | {r['peak_mb_after_generate']:,.0f} / {r['peak_mb_after_prepare']:,.0f} / "
+              f"{r['peak_rss_mb']:,.0f} |")
     out = Path(__file__).resolve().parent / "out"
     out.mkdir(exist_ok=True)
     (out / "scaling.json").write_text(json.dumps({"date": str(date.today()), "rows": rows}, indent=1))
