@@ -49,7 +49,7 @@ def measure(events: int, items: int, steps: int, profile: bool) -> dict:
     data = prepare_data(config, interactions=frame)
     out["prepare_seconds"] = time.perf_counter() - began
     began = time.perf_counter()
-    starts, lengths = (torch.tensor(a) for a in training_windows(data, config.max_seq_len, TRAIN))
+    starts, lengths, _ = (torch.tensor(a) for a in training_windows(data, config.max_seq_len, TRAIN))
     out["windows_seconds"] = time.perf_counter() - began
     out["peak_mb_after_prepare"] = peak_rss_mb()
     out.update(events=len(data.items), items=data.n_items, customers=len(data.user_ids),

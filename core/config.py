@@ -45,6 +45,7 @@ class Config:
     dropout: float = 0.2
     # training
     sample_mode: str = "all_positions"
+    window_overlap: float = 0.0
     batch_size: int = 64
     lr: float = 0.001
     weight_decay: float = 0.0
@@ -92,6 +93,7 @@ RANGES = {
     "hidden_dim": (1, None, True, True),
     "num_layers": (1, None, True, True),
     "dropout": (0.0, 1.0, True, False),
+    "window_overlap": (0.0, 1.0, True, False),
     "batch_size": (1, None, True, True),
     "lr": (0.0, None, False, True),
     "weight_decay": (0.0, None, True, True),

@@ -128,20 +128,28 @@ def describe(data: PreparedData, stats: dict[str, Any]) -> dict[str, Any]:
     return stats
 
 
-def training_windows(data: PreparedData, max_seq_len: int, last_period: int) -> tuple[np.ndarray, np.ndarray]:
-    """Non-overlapping windows over each customer's training events, cut from the most recent end.
+def training_windows(data: PreparedData, max_seq_len: int, last_period: int,
+                     overlap: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Windows over each customer's training events, cut from the most recent end: (start, length, loss_from).
 
-    A window (start, length) reads items[start:start + length] and predicts items[start + 1:start + length + 1]:
-    every training event after a customer's first is the target of exactly one position.
+    A window reads items[start:start + length] and predicts items[start + 1:start + length + 1]; only its
+    positions from loss_from on carry a loss. Each window has `stride` = max(1, round(max_seq_len *
+    (1 - overlap))) targets and reads up to max_seq_len - stride earlier items as context only, so every
+    training event after a customer's first is the target of exactly one position, and sees at least
+    max_seq_len - stride + 1 items of history (or all it has). overlap 0: non-overlapping windows, every
+    position a target; the closer to 1, the closer to the notebook's prefix samples, at more LSTM work.
     """
+    stride = max(1, round(max_seq_len * (1 - overlap)))
     n_train = _events_up_to(data, last_period)
     n_targets = np.maximum(n_train - 1, 0)
-    n_windows = -(-n_targets // max_seq_len)
+    n_windows = -(-n_targets // stride)
     owner = np.repeat(np.arange(len(n_windows)), n_windows)
     k = np.arange(len(owner)) - np.repeat(np.cumsum(n_windows) - n_windows, n_windows)  # 0 = most recent
-    last_target = data.user_start[owner] + n_train[owner] - 1 - k * max_seq_len
-    first_target = np.maximum(data.user_start[owner] + 1, last_target - max_seq_len + 1)
-    return first_target - 1, last_target - first_target + 1
+    first_event = data.user_start[owner]
+    last_target = first_event + n_train[owner] - 1 - k * stride
+    first_target = np.maximum(first_event + 1, last_target - stride + 1)
+    start = np.maximum(first_event, last_target - max_seq_len)
+    return start, last_target - start, first_target - 1 - start
 
 
 def prefix_samples(data: PreparedData, max_seq_len: int, last_period: int) -> tuple[np.ndarray, np.ndarray]:

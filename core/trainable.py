@@ -94,10 +94,12 @@ def fit(config: Config | Mapping[str, Any], data: PreparedData | None = None, re
         first_epoch = int(checkpoint["epoch"])
         result.history = list(checkpoint.get("history", []))
 
-    make_samples = training_windows if config.sample_mode == "all_positions" else prefix_samples
     items, eval_starts, eval_lengths, history_first = eval_tensors(data, target_period, config.max_seq_len, device)
-    starts, lengths = (torch.tensor(a, device=device) for a in make_samples(
-        data, config.max_seq_len, last_train_period))
+    if config.sample_mode == "all_positions":
+        samples = training_windows(data, config.max_seq_len, last_train_period, config.window_overlap)
+    else:
+        samples = prefix_samples(data, config.max_seq_len, last_train_period)
+    starts, lengths, *loss_from = (torch.tensor(a, device=device) for a in samples)
     if len(starts) == 0:
         raise ConfigError(f"{config.data}: no training samples (no customer has 2 events in the training period)")
 
@@ -106,7 +108,8 @@ def fit(config: Config | Mapping[str, Any], data: PreparedData | None = None, re
         torch.manual_seed(config.seed * 100_003 + epoch)  # dropout; with the batch order, a resumed run repeats exactly
         order = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
         train_loss = train_epoch(model, optimizer, items, starts, lengths, mode=config.sample_mode,
-                                 batch_size=config.batch_size, generator=order, bf16=config.bf16)
+                                 batch_size=config.batch_size, generator=order, bf16=config.bf16,
+                                 loss_from=loss_from[0] if loss_from else None)
         trained = time.perf_counter()
         metrics = {"epoch": epoch + 1, "train_loss": train_loss, "train_seconds": trained - began}
         line = f"epoch {epoch + 1}/{config.epochs}  train_loss {train_loss:.4f}"

@@ -34,8 +34,11 @@ def autocast_for(device: torch.device, bf16: bool):
 
 def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, items: torch.Tensor,
                 starts: torch.Tensor, lengths: torch.Tensor, *, mode: str, batch_size: int,
-                generator: torch.Generator, bf16: bool = False) -> float:
-    """One pass over the samples in shuffled batches; returns the mean cross-entropy per target."""
+                generator: torch.Generator, bf16: bool = False, loss_from: torch.Tensor | None = None) -> float:
+    """One pass over the samples in shuffled batches; returns the mean cross-entropy per target.
+
+    In all_positions mode, `loss_from` (per window) marks the first position with a loss; the ones
+    before are context only (see core.data.training_windows)."""
     model.train()
     total_loss = torch.zeros((), device=items.device)
     total_targets = 0
@@ -49,6 +52,8 @@ def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, items:
             if mode == "all_positions":
                 targets = gather_windows(items, start + 1, length, width)  # (B, T), 0 past the end
                 valid = targets > 0
+                if loss_from is not None:
+                    valid &= torch.arange(width, device=items.device) >= loss_from[batch, None]
                 logits, targets = model.logits(hidden[valid]), targets[valid]  # (M, N + 1), (M,)
             else:
                 last = hidden[torch.arange(len(batch), device=items.device), length - 1]  # (B, H)

@@ -82,12 +82,29 @@ def test_samples_equal_a_naive_loop_and_windows_cover_each_target_once(max_seq_l
         starts, lengths = prefix_samples(data, max_seq_len, last_period)
         got = [(tuple(data.items[s:s + n]), data.items[s + n]) for s, n in zip(starts, lengths)]
         assert got == expected
-        starts, lengths = training_windows(data, max_seq_len, last_period)
-        assert lengths.min() >= 1 and lengths.max() <= max_seq_len
+        starts, lengths, loss_from = training_windows(data, max_seq_len, last_period)
+        assert lengths.min() >= 1 and lengths.max() <= max_seq_len and (loss_from == 0).all()
         targets = np.concatenate([np.arange(s + 1, s + n + 1) for s, n in zip(starts, lengths)])
         assert sorted(targets.tolist()) == sorted(starts_of(prefix_samples(data, max_seq_len, last_period)))
         assert (history_starts(data)[starts] <= starts).all()
         assert (data.period[targets] <= last_period).all()
+
+
+@pytest.mark.parametrize("max_seq_len, overlap", [(8, 0.5), (8, 0.75), (5, 0.3), (3, 0.9)])
+def test_overlapping_windows_give_each_target_once_with_a_long_enough_history(max_seq_len, overlap):
+    data = prepare_data(build_config({"synthetic_customers": 60, "synthetic_items": 140}))
+    stride = max(1, round(max_seq_len * (1 - overlap)))
+    starts, lengths, loss_from = training_windows(data, max_seq_len, TRAIN, overlap)
+    assert lengths.max() <= max_seq_len and (loss_from >= 0).all() and (loss_from < lengths).all()
+    assert (lengths - loss_from).max() == stride
+    targets = np.concatenate([np.arange(s + f + 1, s + n + 1) for s, n, f in zip(starts, lengths, loss_from)])
+    assert sorted(targets.tolist()) == sorted(starts_of(prefix_samples(data, max_seq_len, TRAIN)))
+    # each target reads max_seq_len - stride + 1 items before it, or its customer's whole history
+    first = history_starts(data)
+    context = np.concatenate([np.arange(f + 1, n + 1) for n, f in zip(lengths, loss_from)])
+    owner_first = np.concatenate([np.full(n - f, s) for s, n, f in zip(starts, lengths, loss_from)])
+    assert (context >= np.minimum(max_seq_len - stride + 1, targets - first[targets])).all()
+    assert ((context == targets - first[targets]) | (owner_first > first[targets])).all()
 
 
 def starts_of(samples):
