@@ -45,7 +45,7 @@ class Config:
     dropout: float = 0.2
     # training
     sample_mode: str = "all_positions"
-    window_overlap: float = 0.0
+    window_overlap: float = 0.75
     batch_size: int = 64
     lr: float = 0.001
     weight_decay: float = 0.0
