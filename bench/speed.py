@@ -91,7 +91,7 @@ def main() -> None:
         out[f"{mode}_ndcg@5"] = result.final["val_ndcg@5"]
         print(f"{mode}: {out[f'{mode}_seconds_per_epoch']:.2f} s/epoch", flush=True)
     # time to quality: all_positions at its own lr, until it matches the reference's NDCG@5 after args.epochs
-    tuned = fit(build_config(dict(config.to_dict(), sample_mode="all_positions", window_overlap=0.75, lr=args.tuned_lr,
+    tuned = fit(build_config(dict(config.to_dict(), **VARIANTS["all_positions overlap 0.75"], lr=args.tuned_lr,
                                   epochs=2 * args.epochs)), data)
     elapsed, reached = 0.0, None
     for row in tuned.history:

@@ -95,11 +95,13 @@ def fit(config: Config | Mapping[str, Any], data: PreparedData | None = None, re
         result.history = list(checkpoint.get("history", []))
 
     items, eval_starts, eval_lengths, history_first = eval_tensors(data, target_period, config.max_seq_len, device)
+    loss_from = None  # prefix samples: the loss is at the last position
     if config.sample_mode == "all_positions":
-        samples = training_windows(data, config.max_seq_len, last_train_period, config.window_overlap)
+        starts, lengths, loss_from = (torch.tensor(a, device=device) for a in training_windows(
+            data, config.max_seq_len, last_train_period, config.window_overlap))
     else:
-        samples = prefix_samples(data, config.max_seq_len, last_train_period)
-    starts, lengths, *loss_from = (torch.tensor(a, device=device) for a in samples)
+        starts, lengths = (torch.tensor(a, device=device) for a in prefix_samples(
+            data, config.max_seq_len, last_train_period))
     if len(starts) == 0:
         raise ConfigError(f"{config.data}: no training samples (no customer has 2 events in the training period)")
 
@@ -109,7 +111,7 @@ def fit(config: Config | Mapping[str, Any], data: PreparedData | None = None, re
         order = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
         train_loss = train_epoch(model, optimizer, items, starts, lengths, mode=config.sample_mode,
                                  batch_size=config.batch_size, generator=order, bf16=config.bf16,
-                                 loss_from=loss_from[0] if loss_from else None)
+                                 loss_from=loss_from)
         trained = time.perf_counter()
         metrics = {"epoch": epoch + 1, "train_loss": train_loss, "train_seconds": trained - began}
         line = f"epoch {epoch + 1}/{config.epochs}  train_loss {train_loss:.4f}"

@@ -66,16 +66,16 @@ def test_windows_with_full_overlap_train_exactly_the_prefix_samples(tiny_config)
     """Stride 1: one target per window with max_seq_len items of context, the notebook's samples."""
     data = prepare_data(build_config(tiny_config))
     items = torch.as_tensor(data.items)
-    losses = {}
-    for name, samples in (("windows", training_windows(data, 6, TRAIN, overlap=0.95)),
-                          ("prefix", prefix_samples(data, 6, TRAIN))):
+
+    def zero_lr_loss(mode, starts, lengths, loss_from=None):
         torch.manual_seed(0)
         model = build_model(data.n_items, 8, 16, 1, 0.0)
-        starts, lengths, *loss_from = (torch.as_tensor(a) for a in samples)
-        losses[name] = train_epoch(model, torch.optim.SGD(model.parameters(), lr=0.0), items, starts, lengths,
-                                   mode="all_positions" if loss_from else "prefix", batch_size=10_000,
-                                   generator=torch.Generator().manual_seed(0), loss_from=loss_from[0] if loss_from else None)
-    assert losses["windows"] == pytest.approx(losses["prefix"], rel=1e-5)
+        return train_epoch(model, torch.optim.SGD(model.parameters(), lr=0.0), items, starts, lengths, mode=mode,
+                           batch_size=10_000, generator=torch.Generator().manual_seed(0), loss_from=loss_from)
+
+    windows = (torch.as_tensor(a) for a in training_windows(data, 6, TRAIN, overlap=0.95))
+    prefixes = (torch.as_tensor(a) for a in prefix_samples(data, 6, TRAIN))
+    assert zero_lr_loss("all_positions", *windows) == pytest.approx(zero_lr_loss("prefix", *prefixes), rel=1e-5)
 
 
 def test_a_nan_loss_stops_training_with_a_clear_error(tiny_config):
