@@ -35,7 +35,7 @@ def run_search(data: str, scheduler: str, args: argparse.Namespace, storage: Pat
                    env=dict(os.environ, RAY_AUTH_MODE=os.environ.get("RAY_AUTH_MODE", "disabled")))
     wall = time.perf_counter() - began
     trials = pd.read_csv(storage / name / "trials.csv")
-    return {"data": Path(data).name, "scheduler": scheduler, "trial_epochs": int(trials["epochs"].sum()),
+    return {"data": Path(data).name, "scheduler": scheduler, "trial_epochs": int(trials["epochs_run"].sum()),
             "wall_seconds": wall, "best": trials["best_val_ndcg@5"].max(),
             "stopped": int((trials["status"] == "early-stopped").sum())}
 

@@ -21,8 +21,10 @@ import torch
 from core.baselines import markov_scorer, popularity_scorer
 from core.config import build_config
 from core.data import prepare_data
-from core.trainable import EVAL_SPLITS, eval_tensors, fit
-from core.training import evaluate, model_scorer
+from core.evaluation import evaluate, model_scorer
+from core.fit import fit
+from core.split import EVAL_SPLITS
+from core.tensors import evaluation_targets
 
 VARIANTS = {"all_positions overlap 0": {"sample_mode": "all_positions", "window_overlap": 0.0},
             "all_positions overlap 0.75": {"sample_mode": "all_positions", "window_overlap": 0.75},
@@ -32,10 +34,9 @@ FIXED = {"max_seq_len": 20, "embed_dim": 64, "hidden_dim": 128, "num_layers": 1,
 
 
 def score_all(scorer, data, config, split):
-    items, starts, lengths, first = eval_tensors(data, EVAL_SPLITS[split][1], config.max_seq_len,
-                                                 torch.device("cpu"))
-    return {seen: evaluate(scorer, items, starts, lengths, first, ks=config.ks, exclude_seen=seen,
-                           batch_size=1024) for seen in (False, True)}
+    targets = evaluation_targets(data, EVAL_SPLITS[split][1], config.max_seq_len, torch.device("cpu"))
+    return {seen: evaluate(scorer, targets, ks=config.ks, exclude_seen=seen, batch_size=1024)
+            for seen in (False, True)}
 
 
 def main() -> None:

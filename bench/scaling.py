@@ -29,11 +29,18 @@ def measure(events: int, items: int, steps: int, profile: bool) -> dict:
     import torch
 
     from core.config import build_config
-    from core.data import TRAIN, VALID, prepare_data, training_windows
+    from core.data import prepare_data
+    from core.epoch import train_epoch
+    from core.evaluation import evaluate, model_scorer
     from core.model import build_model
     from core.sources import load_synthetic
-    from core.trainable import eval_tensors
-    from core.training import evaluate, model_scorer, train_epoch
+    from core.split import TRAIN, VALID
+    from core.tensors import (
+        EvalTargets,
+        TrainingSamples,
+        evaluation_targets,
+        training_samples,
+    )
 
     config = build_config({"synthetic_customers": round(events / CUSTOMER_EVENTS), "synthetic_items": items})
     profiler = cProfile.Profile() if profile else None
@@ -49,7 +56,8 @@ def measure(events: int, items: int, steps: int, profile: bool) -> dict:
     data = prepare_data(config, interactions=frame)
     out["prepare_seconds"] = time.perf_counter() - began
     began = time.perf_counter()
-    starts, lengths, _ = (torch.tensor(a) for a in training_windows(data, config.max_seq_len, TRAIN))
+    samples = training_samples(data, "all_positions", config.max_seq_len, TRAIN, 0.0, torch.device("cpu"))
+    starts, lengths = samples.starts, samples.lengths
     out["windows_seconds"] = time.perf_counter() - began
     out["peak_mb_after_prepare"] = peak_rss_mb()
     out.update(events=len(data.items), items=data.n_items, customers=len(data.user_ids),
@@ -63,12 +71,12 @@ def measure(events: int, items: int, steps: int, profile: bool) -> dict:
     torch.manual_seed(0)
     model = build_model(data.n_items, config.embed_dim, config.hidden_dim, config.num_layers, config.dropout)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    items_t = torch.tensor(data.items)
     sample = torch.randperm(len(starts), generator=torch.Generator().manual_seed(0))[:(steps + 1) * config.batch_size]
 
     def train_steps(rows: torch.Tensor) -> None:
-        train_epoch(model, optimizer, items_t, starts[rows], lengths[rows], mode="all_positions",
-                    batch_size=config.batch_size, generator=torch.Generator().manual_seed(0))
+        subset = TrainingSamples(items=samples.items, starts=starts[rows], lengths=lengths[rows],
+                                 loss_from=samples.loss_from[rows], mode="all_positions")
+        train_epoch(model, optimizer, subset, batch_size=config.batch_size, generator=torch.Generator().manual_seed(0))
 
     train_steps(sample[:config.batch_size])  # warm-up: first-call allocations stay out of the timing
     began = time.perf_counter()
@@ -77,13 +85,14 @@ def measure(events: int, items: int, steps: int, profile: bool) -> dict:
     out["seconds_per_step"] = seconds_per_step
     out["seconds_per_epoch"] = seconds_per_step * len(starts) / config.batch_size
 
-    items_t, eval_starts, eval_lengths, first = eval_tensors(data, VALID, config.max_seq_len, torch.device("cpu"))
-    batch = min(len(eval_starts), 4 * config.eval_batch_size)
+    targets = evaluation_targets(data, VALID, config.max_seq_len, torch.device("cpu"))
+    batch = min(len(targets), 4 * config.eval_batch_size)
+    first_batches = EvalTargets(items=targets.items, starts=targets.starts[:batch], lengths=targets.lengths[:batch],
+                                history_first=targets.history_first[:batch])
     began = time.perf_counter()
-    evaluate(model_scorer(model), items_t, eval_starts[:batch], eval_lengths[:batch], first[:batch], ks=config.ks,
-             exclude_seen=True, batch_size=config.eval_batch_size)
-    out["eval_seconds"] = (time.perf_counter() - began) * len(eval_starts) / batch
-    out["val_targets"] = len(eval_starts)
+    evaluate(model_scorer(model), first_batches, ks=config.ks, exclude_seen=True, batch_size=config.eval_batch_size)
+    out["eval_seconds"] = (time.perf_counter() - began) * len(targets) / batch
+    out["val_targets"] = len(targets)
     if profile:
         with torch.profiler.profile() as torch_profile:
             train_steps(sample[:5 * config.batch_size])

@@ -20,10 +20,13 @@ import notebook_reference as reference
 import torch
 
 from core.config import build_config
-from core.data import VALID, prefix_samples, prepare_data, training_windows
+from core.data import prepare_data
+from core.evaluation import evaluate
+from core.fit import fit
+from core.samples import prefix_samples, training_windows
 from core.sources import load_movielens
-from core.trainable import eval_tensors, fit
-from core.training import evaluate
+from core.split import VALID
+from core.tensors import evaluation_targets
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared/data/ml-100k"
 
@@ -64,11 +67,11 @@ def main() -> None:
     out["reference_prepare_seconds"] = time.perf_counter() - began
     began = time.perf_counter()
     data = prepare_data(config, interactions=frame)
-    for make in (training_windows, prefix_samples):
-        make(data, config.max_seq_len, 0)
-    items, starts, lengths, first = eval_tensors(data, VALID, config.max_seq_len, torch.device("cpu"))
+    training_windows(data, config.max_seq_len, 0, config.window_overlap)
+    prefix_samples(data, config.max_seq_len, 0)
+    val_targets = evaluation_targets(data, VALID, config.max_seq_len, torch.device("cpu"))
     out["our_prepare_seconds"] = time.perf_counter() - began
-    assert len(val_set) == len(starts) and n_items == data.n_items, "the two pipelines disagree on the targets"
+    assert len(val_set) == len(val_targets) and n_items == data.n_items, "the two pipelines disagree on the targets"
 
     torch.manual_seed(config.seed)
     model = reference.NotebookLSTM(n_items, config.embed_dim, config.hidden_dim, config.num_layers, config.dropout)
@@ -79,8 +82,8 @@ def main() -> None:
     reference_loop = reference.topk_metrics(model, val_set, k=5)
     out["reference_eval_seconds"] = time.perf_counter() - began
     began = time.perf_counter()
-    out["reference_ndcg@5"] = evaluate(left_padded_scorer(model), items, starts, lengths, first, ks=(5,),
-                                       exclude_seen=False, batch_size=1024)["ndcg@5"]
+    out["reference_ndcg@5"] = evaluate(left_padded_scorer(model), val_targets, ks=(5,), exclude_seen=False,
+                                       batch_size=1024)["ndcg@5"]
     out["our_eval_seconds"] = time.perf_counter() - began
     out["reference_loop_ndcg@5"] = reference_loop["ndcg@5"]
     print(f"reference: {out['reference_seconds_per_epoch']:.2f} s/epoch", flush=True)
@@ -104,7 +107,7 @@ def main() -> None:
     rows = [("notebook reference", out["reference_seconds_per_epoch"], out["reference_ndcg@5"])] + [
         (f"ours, {mode}", out[f"{mode}_seconds_per_epoch"], out[f"{mode}_ndcg@5"]) for mode in VARIANTS]
     print(f"\n{date.today()}, {platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
-          f"{targets} training targets, {len(starts)} validation targets; batch {args.batch_size}, lr {args.lr}, "
+          f"{targets} training targets, {len(val_targets)} validation targets; batch {args.batch_size}, lr {args.lr}, "
           f"{args.epochs} epochs")
     print("| implementation | s/epoch | targets/s | speed-up | val NDCG@5 |\n| --- | --- | --- | --- | --- |")
     for name, seconds, ndcg in rows:
@@ -112,9 +115,9 @@ def main() -> None:
               f"{out['reference_seconds_per_epoch'] / seconds:.1f}x | {ndcg:.4f} |")
     print(f"\ndata preparation: reference {out['reference_prepare_seconds']:.2f} s, ours "
           f"{out['our_prepare_seconds']:.2f} s ({out['reference_prepare_seconds'] / out['our_prepare_seconds']:.1f}x)")
-    print(f"evaluation of {len(starts)} targets: reference top-5 loop {out['reference_eval_seconds']:.2f} s "
-          f"({len(starts) / out['reference_eval_seconds']:,.0f}/s), ours full ranking {out['our_eval_seconds']:.2f} s "
-          f"({len(starts) / out['our_eval_seconds']:,.0f}/s, "
+    print(f"evaluation of {len(val_targets)} targets: reference top-5 loop {out['reference_eval_seconds']:.2f} s "
+          f"({len(val_targets) / out['reference_eval_seconds']:,.0f}/s), ours full ranking {out['our_eval_seconds']:.2f} s "
+          f"({len(val_targets) / out['our_eval_seconds']:,.0f}/s, "
           f"{out['reference_eval_seconds'] / out['our_eval_seconds']:.1f}x)")
     reference_time = out["reference_seconds_per_epoch"] * args.epochs
     if reached:

@@ -1,12 +1,16 @@
-"""Most-popular and last-item transition (Markov) recommenders, scored like the model (core.training.evaluate)."""
+"""Most-popular and last-item transition (Markov) recommenders, scored like the model (core.evaluation)."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
 from core.batching import concat_ranges
-from core.data import PreparedData, history_starts
-from core.training import Scorer
+from core.config import Config
+from core.data import PreparedData
+from core.evaluation import Scorer, evaluate
+from core.samples import history_starts
+from core.split import EVAL_SPLITS
+from core.tensors import evaluation_targets, resolve_device
 
 
 def training_mask(data: PreparedData, last_period: int) -> np.ndarray:
@@ -54,3 +58,15 @@ def markov_scorer(data: PreparedData, last_period: int, device: torch.device) ->
         scores.index_put_((rows, follower[index]), weight[index], accumulate=True)
         return scores
     return score
+
+
+def evaluate_baselines(config: Config, data: PreparedData, evaluate_on: str = "val") -> dict[str, dict[str, float]]:
+    """Most-popular and Markov metrics on the same targets, with the same metric code, as the model."""
+    last_train_period, target_period = EVAL_SPLITS[evaluate_on]
+    device = resolve_device(config.device)
+    targets = evaluation_targets(data, target_period, config.max_seq_len, device)
+    out = {}
+    for name, make in (("most_popular", popularity_scorer), ("markov", markov_scorer)):
+        out[name] = evaluate(make(data, last_train_period, device), targets, ks=config.ks,
+                             exclude_seen=config.exclude_seen, batch_size=config.eval_batch_size)
+    return out

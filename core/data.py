@@ -1,9 +1,9 @@
-"""From interactions to a prepared data set: filter, sort, encode items, split, and index samples.
+"""From interactions to a prepared data set: filter, sort, encode items, split.
 
 A prepared data set is a few flat arrays: every customer's events are contiguous and in time order,
 `items[user_start[u]:user_start[u + 1]]`, and each event carries its period (0 train, 1 validation,
-2 test). Training windows and evaluation targets are (start, length) index pairs into `items`, built
-per trial (they depend on max_seq_len), so the same prepared data serves every trial of a search.
+2 test; core.split). Samples are index pairs into `items` (core.samples), built per trial, so the same
+prepared data serves every trial of a search.
 """
 from __future__ import annotations
 
@@ -18,11 +18,10 @@ import pandas as pd
 from core.config import Config
 from core.errors import DataError
 from core.sources import load_event_log, load_movielens, load_sequences, load_synthetic
+from core.split import PERIOD_NAMES, TEST, TRAIN, VALID, split_periods
 
 log = logging.getLogger(__name__)
 
-TRAIN, VALID, TEST = 0, 1, 2
-PERIOD_NAMES = {"val": VALID, "test": TEST}
 
 
 @dataclass
@@ -95,22 +94,6 @@ def prepare_data(config: Config, interactions: pd.DataFrame | None = None) -> Pr
     return data
 
 
-def split_periods(times: pd.Series, user_start: np.ndarray, config: Config) -> tuple[np.ndarray, dict]:
-    """Period per event: by quantiles of event time, or leave-one-out per customer."""
-    n_events = len(times)
-    if config.split == "leave_one_out":
-        from_end = np.repeat(user_start[1:], np.diff(user_start)) - np.arange(n_events)  # 1 = last event
-        period = np.where(from_end == 1, TEST, np.where(from_end == 2, VALID, TRAIN)).astype(np.int8)
-        return period, {"split": "leave_one_out"}
-    values = times.to_numpy()
-    as_numbers = values.astype("datetime64[ns]").astype(np.int64) if np.issubdtype(
-        values.dtype, np.datetime64) else values.astype(np.float64)
-    val_cut, test_cut = np.quantile(as_numbers, [config.val_quantile, config.test_quantile], method="lower")
-    period = np.where(as_numbers < val_cut, TRAIN, np.where(as_numbers < test_cut, VALID, TEST)).astype(np.int8)
-    show = (lambda x: str(pd.Timestamp(int(x)))) if np.issubdtype(values.dtype, np.datetime64) else float
-    return period, {"split": "time", "val_cut": show(val_cut), "test_cut": show(test_cut)}
-
-
 def describe(data: PreparedData, stats: dict[str, Any]) -> dict[str, Any]:
     """Counts a user should see: events per period, evaluation targets, and targets we cannot score well."""
     stats = dict(stats, customers=len(data.user_ids), events=len(data.items), items=data.n_items)
@@ -126,57 +109,3 @@ def describe(data: PreparedData, stats: dict[str, Any]) -> dict[str, Any]:
         stats[f"{name}_no_history"] = int((in_period & first_event).sum())
         stats[f"{name}_cold_targets"] = int((in_period & ~first_event & ~seen[data.items]).sum())
     return stats
-
-
-def training_windows(data: PreparedData, max_seq_len: int, last_period: int,
-                     overlap: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Windows over each customer's training events, cut from the most recent end: (start, length, loss_from).
-
-    A window reads items[start:start + length] and predicts items[start + 1:start + length + 1]; only its
-    positions from loss_from on carry a loss. Each window has `stride` = max(1, round(max_seq_len *
-    (1 - overlap))) targets and reads up to max_seq_len - stride earlier items as context only, so every
-    training event after a customer's first is the target of exactly one position, and sees at least
-    max_seq_len - stride + 1 items of history (or all it has). overlap 0: non-overlapping windows, every
-    position a target; the closer to 1, the closer to the notebook's prefix samples, at more LSTM work.
-    """
-    stride = max(1, round(max_seq_len * (1 - overlap)))
-    n_train = _events_up_to(data, last_period)
-    n_targets = np.maximum(n_train - 1, 0)
-    n_windows = -(-n_targets // stride)
-    owner = np.repeat(np.arange(len(n_windows)), n_windows)
-    k = np.arange(len(owner)) - np.repeat(np.cumsum(n_windows) - n_windows, n_windows)  # 0 = most recent
-    first_event = data.user_start[owner]
-    last_target = first_event + n_train[owner] - 1 - k * stride
-    first_target = np.maximum(first_event + 1, last_target - stride + 1)
-    start = np.maximum(first_event, last_target - max_seq_len)
-    return start, last_target - start, first_target - 1 - start
-
-
-def prefix_samples(data: PreparedData, max_seq_len: int, last_period: int) -> tuple[np.ndarray, np.ndarray]:
-    """The notebook's samples: one per training event after a customer's first, reading up to max_seq_len before it."""
-    n_train = _events_up_to(data, last_period)
-    in_train = np.arange(len(data.items)) < np.repeat(data.user_start[:-1] + n_train, np.diff(data.user_start))
-    return _history_before(data, np.flatnonzero(in_train), max_seq_len)
-
-
-def eval_targets(data: PreparedData, period: int, max_seq_len: int) -> tuple[np.ndarray, np.ndarray]:
-    """Events of a period that have a history; the input is everything before, cut to max_seq_len."""
-    return _history_before(data, np.flatnonzero(data.period == period), max_seq_len)
-
-
-def _history_before(data: PreparedData, positions: np.ndarray, max_seq_len: int) -> tuple[np.ndarray, np.ndarray]:
-    first = history_starts(data)[positions]
-    has_history = positions > first
-    positions, first = positions[has_history], first[has_history]
-    start = np.maximum(first, positions - max_seq_len)
-    return start, positions - start
-
-
-def history_starts(data: PreparedData) -> np.ndarray:
-    """(E,) index of the first event of each event's customer: items[history_starts[p]:p] is p's full history."""
-    return np.repeat(data.user_start[:-1], np.diff(data.user_start))
-
-
-def _events_up_to(data: PreparedData, last_period: int) -> np.ndarray:
-    """(U,) how many of each customer's events fall in periods <= last_period (they come first)."""
-    return np.add.reduceat((data.period <= last_period).astype(np.int64), data.user_start[:-1])

@@ -6,7 +6,12 @@ or NaN is never ranked: its rank is one past the last item.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
+
+KINDS = ("hr", "mrr", "ndcg")
+SPLITS = ("val", "test")
 
 
 def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -36,7 +41,35 @@ def metric_sums(ranks: torch.Tensor, ks: tuple[int, ...]) -> dict[str, torch.Ten
     """Sums (not means) of every metric at every K, as 0-d tensors, so that batches can be added up."""
     sums = {}
     for k in ks:
-        sums[f"hr@{k}"] = hr_at_k(ranks, k).sum()
-        sums[f"mrr@{k}"] = mrr_at_k(ranks, k).sum()
-        sums[f"ndcg@{k}"] = ndcg_at_k(ranks, k).sum()
+        sums[metric_name("hr", k)] = hr_at_k(ranks, k).sum()
+        sums[metric_name("mrr", k)] = mrr_at_k(ranks, k).sum()
+        sums[metric_name("ndcg", k)] = ndcg_at_k(ranks, k).sum()
     return sums
+
+
+# Metric names: "ndcg@5" for a metric, "val_ndcg@5" / "test_ndcg@5" / "val_loss" for one on a split.
+# Made by metric_name and read by parse_metric_name only.
+
+def metric_name(kind: str, k: int | None = None, split: str | None = None) -> str:
+    """("ndcg", 5, "val") -> "val_ndcg@5"; ("loss", split="val") -> "val_loss"."""
+    name = kind if k is None else f"{kind}@{k}"
+    return name if split is None else f"{split}_{name}"
+
+
+def parse_metric_name(name: str) -> tuple[str | None, str, int | None]:
+    """"val_ndcg@5" -> ("val", "ndcg", 5); "ndcg@5" -> (None, "ndcg", 5); "val_loss" -> ("val", "loss", None)."""
+    split, sep, rest = name.partition("_")
+    if not sep or split not in SPLITS:
+        split, rest = None, name
+    kind, at, k = rest.partition("@")
+    return split, kind, int(k) if at and k.isdigit() else None
+
+
+def with_split(split: str, metrics: Mapping[str, float]) -> dict[str, float]:
+    """{"ndcg@5": x} -> {"val_ndcg@5": x}."""
+    return {f"{split}_{name}": value for name, value in metrics.items()}
+
+
+def of_split(split: str, metrics: Mapping[str, float]) -> dict[str, float]:
+    """The metrics of one split with the split's prefix removed: {"val_ndcg@5": x, "epoch": 3} -> {"ndcg@5": x}."""
+    return {name.split("_", 1)[1]: value for name, value in metrics.items() if parse_metric_name(name)[0] == split}

@@ -12,10 +12,12 @@ import logging
 import sys
 import time
 
+from core.baselines import evaluate_baselines
 from core.config import parse_overrides, resolve_config
 from core.data import prepare_data
 from core.errors import RecsysError
-from core.trainable import evaluate_baselines, fit
+from core.fit import fit
+from core.metrics import of_split
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -51,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     final = result.final
-    model = {name[len(split) + 1:]: value for name, value in final.items() if name.startswith(f"{split}_")}
+    model = of_split(split, final)
     train_seconds = [row["train_seconds"] for row in result.history]
     print(json.dumps({
         "split": split, "data": config.data, "sample_mode": config.sample_mode, "exclude_seen": config.exclude_seen,

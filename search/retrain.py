@@ -19,13 +19,23 @@ from pathlib import Path
 from typing import Any
 
 from core.artifact import save_model
+from core.baselines import evaluate_baselines
 from core.config import Config, build_config, load_yaml
 from core.data import prepare_data
 from core.errors import ConfigError, RecsysError
-from core.trainable import evaluate_baselines, fit
+from core.fit import fit
+from core.metrics import of_split
+from search.plan import (
+    BEST_CONFIG_FILE,
+    FINAL_FOLDER,
+    PLAN_FILE,
+    SearchPlan,
+    Status,
+    load_plan,
+)
+from search.reports import retrain_report
 
 log = logging.getLogger("search.retrain")
-PLAN_FILE, BEST_FILE, FINAL_FOLDER = "search.yaml", "best_config.yaml", "final"
 
 
 def latest_experiment(storage: Path) -> Path:
@@ -36,20 +46,17 @@ def latest_experiment(storage: Path) -> Path:
     return plans[-1].parent
 
 
-def load_experiment(folder: Path, force: bool) -> tuple[dict[str, Any], Config]:
+def load_experiment(folder: Path, force: bool) -> tuple[SearchPlan, Config]:
     """The search's plan and its best config; an unfinished search is refused unless forced."""
     if not folder.is_dir():
         raise ConfigError(f"{folder} is not a search folder (expected results/<name>/ with {PLAN_FILE})")
-    plan_path, best_path = folder / PLAN_FILE, folder / BEST_FILE
-    if not plan_path.is_file():
-        raise ConfigError(f"{folder} has no {PLAN_FILE}: not a search folder made by python -m search.run")
-    plan = load_yaml(plan_path)
-    if plan.get("status") != "finished" and not force:
-        raise ConfigError(f"search {folder.name} did not finish (status: {plan.get('status')}); resume it with "
-                          f"python -m search.run --resume --name {folder.name}, or retrain its best trial so far "
-                          "with --force")
+    plan = load_plan(folder)
+    if plan.status != Status.FINISHED and not force:
+        raise ConfigError(f"search {folder.name} did not finish (status: {plan.status.value}); resume it with "
+                          f"{plan.resume_command()}, or retrain its best trial so far with --force")
+    best_path = folder / BEST_CONFIG_FILE
     if not best_path.is_file():
-        raise ConfigError(f"{folder} has no {BEST_FILE}: no trial of this search reported a result")
+        raise ConfigError(f"{folder} has no {BEST_CONFIG_FILE}: no trial of this search reported a result")
     return plan, build_config(load_yaml(best_path), source=str(best_path))
 
 
@@ -64,7 +71,7 @@ def retrain(folder: Path, seeds: int = 1, force: bool = False) -> dict[str, Any]
     """Retrain on training + validation, test once; write final/ and return the metrics."""
     plan, config = load_experiment(folder, force)
     data = prepare_data(config)
-    searched_on = plan.get("data_fingerprint")
+    searched_on = plan.data_fingerprint
     if searched_on and searched_on != data.fingerprint() and not force:
         raise ConfigError(f"the data of {config.data} changed since search {folder.name} ran (fingerprint "
                           f"{data.fingerprint()} vs {searched_on}); search again, or retrain anyway with --force")
@@ -75,7 +82,7 @@ def retrain(folder: Path, seeds: int = 1, force: bool = False) -> dict[str, Any]
         log.info("seed %d (%d of %d): training %d epochs on training + validation", seeded.seed, index + 1,
                  seeds, seeded.epochs)
         result = fit(seeded, data, evaluate_on="test")
-        per_seed.append({k.removeprefix("test_"): v for k, v in result.final.items() if k.startswith("test_")})
+        per_seed.append(of_split("test", result.final))
         if index == 0:  # the model kept is the one of the config's own seed, never the best on test
             save_model(final, result.model, seeded, data, info={"experiment": folder.name})
     metrics = {
@@ -83,35 +90,13 @@ def retrain(folder: Path, seeds: int = 1, force: bool = False) -> dict[str, Any]
         "data_stats": data.stats, "epochs": config.epochs, "seeds": [config.seed + i for i in range(seeds)],
         "model": {**summarise(per_seed), "per_seed": per_seed},
         **evaluate_baselines(config, data, evaluate_on="test"),
-        "exclude_seen": config.exclude_seen, "search_created": plan.get("created"),
+        "exclude_seen": config.exclude_seen, "search_created": plan.created,
         "retrained": datetime.now().isoformat(timespec="seconds"),
         "retrain_seconds": round(time.perf_counter() - began, 1),
     }
     (final / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    (final / "report.md").write_text(test_report(metrics, config))
+    (final / "report.md").write_text(retrain_report(metrics, config.ks))
     return metrics
-
-
-def test_report(metrics: dict[str, Any], config: Config) -> str:
-    """A table a person can read: model mean ± std over seeds beside the baselines, every metric at every K."""
-    names = [f"{m}@{k}" for k in config.ks for m in ("hr", "mrr", "ndcg")]
-    mean, std = metrics["model"]["mean"], metrics["model"]["std"]
-    header = "| recommender | " + " | ".join(names) + " |\n|" + " --- |" * (len(names) + 1)
-    rows = [f"| LSTM (best config, {len(metrics['seeds'])} seed{'s' * (len(metrics['seeds']) > 1)}) | "
-            + " | ".join(f"{mean[n]:.4f} ± {std[n]:.4f}" for n in names) + " |"]
-    for key, label in (("markov", "Markov (last item)"), ("most_popular", "most popular")):
-        rows.append(f"| {label} | " + " | ".join(f"{metrics[key][n]:.4f}" for n in names) + " |")
-    stats = metrics["data_stats"]
-    return "\n".join([
-        f"# Test results of search {metrics['experiment']}", "",
-        f"Best config trained on training + validation for {metrics['epochs']} epochs (the best trial's peak), "
-        f"then evaluated once on test: {stats.get('test_targets')} targets "
-        f"({stats.get('test_cold_targets')} with an item never seen in training, scored as they come), "
-        f"full ranking over {stats.get('items')} items, seen items {'excluded' if metrics['exclude_seen'] else 'kept'}.",
-        "", header, *rows, "",
-        f"Data `{metrics['data']}` (fingerprint {metrics['data_fingerprint']}); seeds {metrics['seeds']}; "
-        f"retrained {metrics['retrained']} in {metrics['retrain_seconds']} s. Model: `model.pt` "
-        "(recommend with python -m search.recommend).", ""])
 
 
 def main(argv: list[str] | None = None) -> int:

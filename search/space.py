@@ -1,51 +1,46 @@
-"""The search space as data: a YAML file turned into Tune domains, checked against the core config first."""
+"""The search space as data: a YAML file of distributions and search settings, checked against the core
+config before Ray starts (search.tuner turns it into Tune domains)."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ray import tune
-
 from core.config import FIELD_TYPES, Config, build_config, load_yaml
 from core.errors import ConfigError
+from core.metrics import KINDS, metric_name
 
 DEFAULT_SPACE_PATH = Path(__file__).resolve().parent.parent / "configs" / "space.yaml"
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "logint", "choice")
-SEARCH_DEFAULTS = {"metric": "val_ndcg@5", "mode": "max", "max_epochs": 20, "scheduler": "asha",
-                   "grace_period": 2, "reduction_factor": 3, "seed": 0}
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """How a search decides; the defaults are configs/space.yaml's `search` section (a test keeps them equal)."""
+    metric: str = "val_ndcg@5"    # validation metric to optimise
+    mode: str = "max"
+    max_epochs: int = 20          # the most epochs a trial may train (its `epochs`)
+    scheduler: str = "asha"       # asha or fifo
+    grace_period: int = 2         # ASHA: epochs before a trial can be stopped
+    reduction_factor: float = 3   # ASHA: 1 in this many goes on at each rung
+    seed: int = 0                 # Optuna TPE sampler seed
+
+
+SETTING_NAMES = tuple(f.name for f in dataclasses.fields(SearchSettings))
 
 
 @dataclass(frozen=True)
 class SearchSpec:
     space: dict[str, dict[str, list]]  # setting -> {distribution: arguments}, as in the file
-    metric: str
-    mode: str
-    max_epochs: int
-    scheduler: str
-    grace_period: int
-    reduction_factor: int
-    seed: int
-
-    def domains(self) -> dict[str, Any]:
-        """Tune's sampling domains, one per searched setting."""
-        return {key: to_domain(spec) for key, spec in self.space.items()}
+    settings: SearchSettings
 
     def to_dict(self) -> dict[str, Any]:
-        return {"search": {k: getattr(self, k) for k in SEARCH_DEFAULTS}, "space": self.space}
+        return {"search": dataclasses.asdict(self.settings), "space": self.space}
 
-
-def to_domain(spec: dict[str, list]) -> Any:
-    (kind, args), = spec.items()
-    if kind == "uniform":
-        return tune.uniform(*args)
-    if kind == "loguniform":
-        return tune.loguniform(*args)
-    if kind == "int":
-        return tune.randint(args[0], args[1] + 1)  # Tune's upper bound is exclusive
-    if kind == "logint":
-        return tune.lograndint(args[0], args[1] + 1)
-    return tune.choice(list(args))
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> SearchSpec:
+        return cls(space=values["space"], settings=SearchSettings(**values["search"]))
 
 
 def _number(value: Any) -> Any:
@@ -98,14 +93,14 @@ def load_search_spec(path: str | Path | None, base: Config, max_epochs: int | No
     path = Path(path) if path is not None else DEFAULT_SPACE_PATH
     raw = load_yaml(path)
     problems = [f"{key}: unknown section (expected search and space)" for key in raw if key not in ("search", "space")]
-    settings = dict(SEARCH_DEFAULTS)
+    settings = dataclasses.asdict(SearchSettings())
     given = raw.get("search") or {}
     if not isinstance(given, dict):
         problems.append(f"search: expected a mapping, got {given!r}")
         given = {}
     for key, value in given.items():
-        if key not in SEARCH_DEFAULTS:
-            problems.append(f"search.{key}: unknown search setting (valid: {', '.join(SEARCH_DEFAULTS)})")
+        if key not in SETTING_NAMES:
+            problems.append(f"search.{key}: unknown search setting (valid: {', '.join(SETTING_NAMES)})")
         else:
             settings[key] = value
     if max_epochs is not None:
@@ -127,12 +122,12 @@ def load_search_spec(path: str | Path | None, base: Config, max_epochs: int | No
             space[str(key)] = normalised
     if problems:
         raise ConfigError(f"invalid search space in {path}:\n  " + "\n  ".join(problems))
-    return SearchSpec(space=space, **settings)
+    return SearchSpec(space=space, settings=SearchSettings(**settings))
 
 
 def reported_metrics(config: Config) -> list[str]:
     """The validation metrics every trial reports after every epoch."""
-    return ["val_loss"] + [f"val_{name}@{k}" for k in config.ks for name in ("hr", "mrr", "ndcg")]
+    return [metric_name("loss", split="val")] + [metric_name(kind, k, "val") for k in config.ks for kind in KINDS]
 
 
 def _check_search_settings(settings: dict[str, Any], base: Config) -> list[str]:

@@ -3,7 +3,13 @@ import dataclasses
 import pytest
 import yaml
 
-from core.config import DEFAULT_CONFIG_PATH, Config, build_config, parse_overrides, resolve_config
+from core.config import (
+    DEFAULT_CONFIG_PATH,
+    Config,
+    build_config,
+    parse_overrides,
+    resolve_config,
+)
 from core.errors import ConfigError
 
 

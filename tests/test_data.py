@@ -3,8 +3,10 @@ import pandas as pd
 import pytest
 
 from core.config import build_config
-from core.data import TEST, TRAIN, VALID, eval_targets, history_starts, prefix_samples, prepare_data, training_windows
+from core.data import prepare_data
 from core.errors import DataError
+from core.samples import eval_targets, history_starts, prefix_samples, training_windows
+from core.split import TEST, TRAIN, VALID
 
 
 def interactions(rows):
@@ -82,7 +84,7 @@ def test_samples_equal_a_naive_loop_and_windows_cover_each_target_once(max_seq_l
         starts, lengths = prefix_samples(data, max_seq_len, last_period)
         got = [(tuple(data.items[s:s + n]), data.items[s + n]) for s, n in zip(starts, lengths)]
         assert got == expected
-        starts, lengths, loss_from = training_windows(data, max_seq_len, last_period)
+        starts, lengths, loss_from = training_windows(data, max_seq_len, last_period, overlap=0.0)
         assert lengths.min() >= 1 and lengths.max() <= max_seq_len and (loss_from == 0).all()
         targets = np.concatenate([np.arange(s + 1, s + n + 1) for s, n in zip(starts, lengths)])
         assert sorted(targets.tolist()) == sorted(starts_of(prefix_samples(data, max_seq_len, last_period)))

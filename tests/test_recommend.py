@@ -4,8 +4,8 @@ import pytest
 from core.config import build_config
 from core.data import prepare_data
 from core.errors import DataError
+from core.fit import fit
 from core.recommend import customer_history, item_ids_for_numbers, recommend
-from core.trainable import fit
 
 
 @pytest.fixture(scope="module")

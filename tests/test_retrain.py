@@ -10,8 +10,8 @@ from core.artifact import load_model, save_model
 from core.config import build_config
 from core.data import prepare_data
 from core.errors import DataError
-from core.recommend import recommend
-from core.trainable import fit
+from core.fit import fit
+from core.recommend import recommend, recommend_for
 from search import recommend as recommend_cli
 from search import retrain as retrain_cli
 from search import run as search_cli
@@ -56,9 +56,9 @@ def test_reloaded_model_recommends_exactly_as_before_saving(tmp_path):
     before = recommend(model, data.catalog, history, k=10, max_seq_len=config.max_seq_len)
     save_model(tmp_path, model, config, data)
     saved = load_model(tmp_path)
-    after = recommend_cli.recommend_for(saved, items=data.catalog["item_number"].to_numpy()[history - 1].tolist(), k=10)
+    after = recommend_for(saved, items=data.catalog["item_number"].to_numpy()[history - 1].tolist(), k=10)
     pd.testing.assert_frame_equal(before, after)
-    customer = recommend_cli.recommend_for(saved, customer=int(data.user_ids[3]), k=3)
+    customer = recommend_for(saved, customer=int(data.user_ids[3]), k=3)
     assert len(customer) == 3
 
 

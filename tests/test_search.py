@@ -1,4 +1,5 @@
 """End-to-end searches on tiny data: outputs, interruption and resume, failures, GPU packing, a running cluster."""
+import dataclasses
 import json
 import shutil
 import signal
@@ -17,7 +18,7 @@ import yaml
 from core.config import build_config
 from core.errors import ConfigError
 from search.run import main
-from search.space import load_search_spec
+from search.space import DEFAULT_SPACE_PATH, SearchSettings, load_search_spec
 
 TINY = ["--set", "synthetic_customers=300", "--set", "synthetic_items=140", "--set", "hidden_dim=16",
         "--set", "embed_dim=8", "--no-dashboard"]
@@ -50,7 +51,7 @@ def test_end_to_end_search_writes_every_output(tmp_path):
         assert (folder / name).is_file(), name
     trials = pd.read_csv(folder / "trials.csv")
     assert len(trials) == 3 and set(trials["status"]) <= {"completed", "early-stopped"}
-    assert {"lr", "hidden_dim", "embed_dim", "best_val_ndcg@5", "best_epoch", "last_val_ndcg@5",
+    assert {"lr", "hidden_dim", "embed_dim", "best_val_ndcg@5", "peak_epoch", "last_val_ndcg@5",
             "wall_seconds"} <= set(trials.columns)
     # the base config is among the first two trials (two run at once): sampled, lr would not be exactly 0.001
     first = trials.sort_values("trial").head(2)
@@ -58,7 +59,7 @@ def test_end_to_end_search_writes_every_output(tmp_path):
     best = yaml.safe_load((folder / "best_config.yaml").read_text())
     config = build_config(best)  # directly usable
     top = trials.loc[trials["best_val_ndcg@5"].idxmax()]
-    assert config.epochs == top["best_epoch"] and config.lr == pytest.approx(top["lr"])
+    assert config.epochs == top["peak_epoch"] and config.lr == pytest.approx(top["lr"])
     summary = (folder / "summary.md").read_text()
     assert "Status: **finished** (3 of 3 trials)" in summary
     assert "Markov (last item)" in summary and "most popular" in summary
@@ -211,3 +212,8 @@ space:
     began = time.time()
     assert main(["--space", bad, "--storage", str(tmp_path), "--no-dashboard"]) == 2
     assert time.time() - began < 5
+
+
+def test_space_yaml_states_the_code_defaults_of_every_search_setting():
+    from_yaml = yaml.safe_load(DEFAULT_SPACE_PATH.read_text())["search"]
+    assert from_yaml == dataclasses.asdict(SearchSettings())

@@ -5,13 +5,17 @@ import numpy as np
 import pytest
 import torch
 
-from core.baselines import markov_scorer, popularity_scorer
+from core.baselines import evaluate_baselines, markov_scorer, popularity_scorer
 from core.config import build_config
-from core.data import TRAIN, VALID, prefix_samples, prepare_data, training_windows
+from core.data import prepare_data
+from core.epoch import DivergedError, train_epoch
 from core.errors import ConfigError
+from core.evaluation import evaluate
+from core.fit import fit
 from core.model import build_model
-from core.trainable import eval_tensors, evaluate_baselines, fit
-from core.training import DivergedError, evaluate, train_epoch
+from core.samples import prefix_samples, training_windows
+from core.split import TRAIN, VALID
+from core.tensors import TrainingSamples, evaluation_targets, training_samples
 from tests.test_data import interactions
 
 
@@ -49,15 +53,14 @@ def test_resuming_from_a_reported_state_repeats_the_uninterrupted_run(tiny_confi
 def test_every_position_of_a_window_is_one_prefix_sample(tiny_config):
     """With windows long enough to hold whole sequences, the all-positions loss is the mean prefix loss."""
     data = prepare_data(build_config(tiny_config))
-    items = torch.as_tensor(data.items)
     longest = int(np.diff(data.user_start).max())
     losses = {}
-    for mode, make in (("all_positions", training_windows), ("prefix", prefix_samples)):
+    for mode in ("all_positions", "prefix"):
         torch.manual_seed(0)
         model = build_model(data.n_items, 8, 16, 1, 0.0)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
-        starts, lengths, *_ = (torch.as_tensor(a) for a in make(data, longest, TRAIN))
-        losses[mode] = train_epoch(model, optimizer, items, starts, lengths, mode=mode, batch_size=10_000,
+        samples = training_samples(data, mode, longest, TRAIN, 0.0, torch.device("cpu"))
+        losses[mode] = train_epoch(model, optimizer, samples, batch_size=10_000,
                                    generator=torch.Generator().manual_seed(0))
     assert losses["all_positions"] == pytest.approx(losses["prefix"], rel=1e-5)
 
@@ -70,8 +73,9 @@ def test_windows_with_full_overlap_train_exactly_the_prefix_samples(tiny_config)
     def zero_lr_loss(mode, starts, lengths, loss_from=None):
         torch.manual_seed(0)
         model = build_model(data.n_items, 8, 16, 1, 0.0)
-        return train_epoch(model, torch.optim.SGD(model.parameters(), lr=0.0), items, starts, lengths, mode=mode,
-                           batch_size=10_000, generator=torch.Generator().manual_seed(0), loss_from=loss_from)
+        samples = TrainingSamples(items=items, starts=starts, lengths=lengths, loss_from=loss_from, mode=mode)
+        return train_epoch(model, torch.optim.SGD(model.parameters(), lr=0.0), samples,
+                           batch_size=10_000, generator=torch.Generator().manual_seed(0))
 
     windows = (torch.as_tensor(a) for a in training_windows(data, 6, TRAIN, overlap=0.95))
     prefixes = (torch.as_tensor(a) for a in prefix_samples(data, 6, TRAIN))
@@ -83,10 +87,9 @@ def test_a_nan_loss_stops_training_with_a_clear_error(tiny_config):
     model = build_model(data.n_items, 8, 16, 1, 0.0)
     with torch.no_grad():
         model.output.bias.fill_(float("nan"))
-    starts, lengths, _ = (torch.as_tensor(a) for a in training_windows(data, 8, TRAIN))
+    samples = training_samples(data, "all_positions", 8, TRAIN, 0.0, torch.device("cpu"))
     with pytest.raises(DivergedError, match="loss became nan"):
-        train_epoch(model, torch.optim.Adam(model.parameters()), torch.as_tensor(data.items), starts, lengths,
-                    mode="all_positions", batch_size=64, generator=torch.Generator())
+        train_epoch(model, torch.optim.Adam(model.parameters()), samples, batch_size=64, generator=torch.Generator())
 
 
 def test_prepared_data_must_match_the_config(tiny_config):
@@ -108,15 +111,15 @@ HAND_BUILT = {"val_quantile": 0.7, "test_quantile": 0.9}
 
 def test_evaluation_excludes_the_whole_seen_history_not_only_the_window():
     data = hand_built_data()
-    items, starts, lengths, first = eval_tensors(data, VALID, max_seq_len=1, device=torch.device("cpu"))
+    targets = evaluation_targets(data, VALID, max_seq_len=1, device=torch.device("cpu"))
     fixed = torch.tensor([0.0, 0.1, 0.9, 0.5, 0.2])  # item 2 is best, then 3, then 4, then 1
 
     def scorer(inputs, lengths):
         return fixed.expand(len(inputs), -1).clone()
-    kept = evaluate(scorer, items, starts, lengths, first, ks=(1,), exclude_seen=False, batch_size=2)
+    kept = evaluate(scorer, targets, ks=(1,), exclude_seen=False, batch_size=2)
     # targets: 2 (rank 1) for customer 1, 3 (rank 2) for customer 2
     assert kept == {"hr@1": 0.5, "mrr@1": 0.5, "ndcg@1": 0.5}
-    dropped = evaluate(scorer, items, starts, lengths, first, ks=(1, 5), exclude_seen=True, batch_size=1)
+    dropped = evaluate(scorer, targets, ks=(1, 5), exclude_seen=True, batch_size=1)
     # customer 1 already had 2 (outside the 1-item window): a miss; customer 2's 1 and 2 are removed: 3 is first
     assert dropped["hr@1"] == 0.5 and dropped["hr@5"] == 0.5
 
@@ -130,7 +133,7 @@ def test_baselines_on_hand_built_data():
     # after 3 nothing was seen in training: popularity only (scaled below 1); after 2, item 3 followed once
     assert markov[0].tolist() == pytest.approx([0, 2 / 8, 2 / 8, 1 / 8, 2 / 8])
     assert markov[1].tolist() == pytest.approx([0, 2 / 8, 2 / 8, 1 + 1 / 8, 2 / 8])
-    scores = evaluate_baselines(dict(HAND_BUILT, ks=[1]), data)
+    scores = evaluate_baselines(build_config(dict(HAND_BUILT, ks=[1])), data)
     # targets: customer 1 after 3 -> 2 (ties 1, 2, 4 at 2/8: rank 3), customer 2 after 2 -> 3 (rank 1)
     assert scores["markov"]["hr@1"] == 0.5
     assert scores["most_popular"]["hr@1"] == 0.0
@@ -140,6 +143,6 @@ def test_synthetic_data_has_structure_the_lstm_learns_and_baselines_miss():
     config = {"synthetic_customers": 1500, "epochs": 6, "lr": 0.003}
     data = prepare_data(build_config(config))
     model = fit(config, data).final["val_ndcg@5"]
-    baselines = evaluate_baselines(config, data)
+    baselines = evaluate_baselines(build_config(config), data)
     assert model > 1.1 * baselines["markov"]["ndcg@5"] > 1.1 * baselines["most_popular"]["ndcg@5"]
     assert math.isfinite(model)

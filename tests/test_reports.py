@@ -3,13 +3,16 @@ import pandas as pd
 import yaml
 
 from core.config import build_config
-from search.outputs import trial_table, write_outputs
+from search.plan import SearchPlan, Status
+from search.records import TrialRecord
+from search.reports import SearchFacts, trial_table, write_outputs
+from search.space import SearchSettings, SearchSpec
 
 
 def record(trial_id, ndcg, done=True, error=None, lr=0.001):
     history = pd.DataFrame({"epoch": range(1, len(ndcg) + 1), "val_ndcg@5": ndcg, "val_hr@5": [2 * v for v in ndcg]})
-    return {"trial_id": trial_id, "config": dict(build_config({}).to_dict(), lr=lr), "history": history,
-            "error": error, "done": done, "epochs": len(ndcg), "wall_seconds": 1.5, "started": 0.0}
+    return TrialRecord(trial_id=trial_id, started=0.0, config=dict(build_config({}).to_dict(), lr=lr),
+                       history=history, error=error, done=done, wall_seconds=1.5)
 
 
 RECORDS = [record("a", [0.1, 0.3, 0.2]), record("b", [0.05]), record("c", [0.2, 0.25], done=False, lr=0.01),
@@ -19,27 +22,29 @@ RECORDS = [record("a", [0.1, 0.3, 0.2]), record("b", [0.05]), record("c", [0.2, 
 def test_statuses_best_epochs_and_metrics_at_the_best_epoch():
     table = trial_table(RECORDS, ["lr"], "val_ndcg@5", "max", max_epochs=3).set_index("trial_id")
     assert table["status"].to_dict() == {"a": "completed", "b": "early-stopped", "c": "unfinished", "d": "errored"}
-    assert (table.loc["a", "best_val_ndcg@5"], table.loc["a", "best_epoch"]) == (0.3, 2)
+    assert (table.loc["a", "best_val_ndcg@5"], table.loc["a", "peak_epoch"]) == (0.3, 2)
     assert table.loc["a", "best_val_hr@5"] == 0.6 and table.loc["a", "last_val_ndcg@5"] == 0.2
     assert pd.isna(table.loc["d", "best_val_ndcg@5"]) and "nan" in table.loc["d", "error"]
     lowest = trial_table(RECORDS, ["lr"], "val_ndcg@5", "min", max_epochs=3).set_index("trial_id")
-    assert lowest.loc["a", "best_epoch"] == 1
+    assert lowest.loc["a", "peak_epoch"] == 1
 
 
 def test_reports_name_the_best_trial_its_peak_epoch_and_the_errors(tmp_path):
-    info = {"metric": "val_ndcg@5", "mode": "max", "max_epochs": 3, "scheduler": "asha", "grace_period": 1,
-            "reduction_factor": 4, "seed": 0, "name": "hand", "samples": 5, "finished": False,
-            "space": {"lr": {"loguniform": [0.0001, 0.1]}}, "space_keys": ["lr"], "data": "synthetic",
-            "data_stats": "", "baselines": {"markov": {"ndcg@5": 0.15, "hr@5": 0.3, "mrr@5": 0.1},
-                                            "most_popular": {"ndcg@5": 0.05, "hr@5": 0.1, "mrr@5": 0.03}},
-            "concurrency": 2, "cpus_per_trial": 1, "gpus_per_trial": 0, "wall_seconds": 10.0,
-            "ray_start_seconds": 2.0, "prepare_seconds": 0.1, "trial_seconds": 6.0, "default_trial_id": "b"}
-    write_outputs(tmp_path, RECORDS, info)
+    spec = SearchSpec(space={"lr": {"loguniform": [0.0001, 0.1]}},
+                      settings=SearchSettings(max_epochs=3, grace_period=1, reduction_factor=4))
+    plan = SearchPlan(name="hand", storage=str(tmp_path), folder=str(tmp_path), samples=5, cpus_per_trial=1,
+                      gpus_per_trial=0, concurrency=2, config=build_config({}).to_dict(), search=spec.to_dict(),
+                      status=Status.INTERRUPTED, created="2026-11-30T12:00:00", wall_seconds=10.0)
+    facts = SearchFacts(data_stats="", baselines={"markov": {"ndcg@5": 0.15, "hr@5": 0.3, "mrr@5": 0.1},
+                                                  "most_popular": {"ndcg@5": 0.05, "hr@5": 0.1, "mrr@5": 0.03}},
+                        ray_start_seconds=2.0, prepare_seconds=0.1, trial_seconds=6.0, default_trial_id="b")
+    write_outputs(tmp_path, RECORDS, plan, spec, facts)
     best = yaml.safe_load((tmp_path / "best_config.yaml").read_text())
     assert (best["epochs"], best["lr"]) == (2, 0.001)
     assert (tmp_path / "best_config.yaml").read_text().startswith("# Best trial a of search hand: val_ndcg@5 0.30000")
     summary = (tmp_path / "summary.md").read_text()
-    assert "**INTERRUPTED** (4 of 5 trials started)" in summary and "--resume --name hand" in summary
+    assert "**INTERRUPTED** (4 of 5 trials started)" in summary
+    assert f"`python -m search.run --resume --name hand --storage {tmp_path}`" in summary
     assert "1 completed, 1 early-stopped, 1 errored, 1 unfinished" in summary
     assert "Trial-epochs used: 6 of 15" in summary
     assert "| base config (its best epoch) | 0.1 | " in summary

@@ -1,4 +1,5 @@
-"""The one module that calls Tune's report and checkpoint API: the next Ray API change touches only this file."""
+"""The Tune trainable: the one module that calls Tune's report and checkpoint API, so that the next Ray API
+change touches only this file."""
 from __future__ import annotations
 
 import tempfile
@@ -9,7 +10,7 @@ import torch
 from ray import tune
 
 from core.data import PreparedData
-from core.trainable import fit
+from core.fit import fit
 
 STATE_FILE = "state.pt"
 

@@ -1,0 +1,62 @@
+"""One epoch of training, model-agnostic past the forward/logits pair.
+
+In `all_positions` mode a sample is a window with a target at every position from its `loss_from` on; in
+`prefix` mode (the notebook's) it is one prefix with one target, the item after it.
+"""
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+
+import torch
+import torch.nn.functional as F
+
+from core.batching import batch_indices, gather_windows
+from core.errors import RecsysError
+from core.tensors import TrainingSamples
+
+
+class DivergedError(RecsysError):
+    """The training loss became NaN or infinite."""
+
+
+def autocast_for(device: torch.device, bf16: bool):
+    """bf16 autocast on a GPU when asked for; a no-op context on the CPU."""
+    if bf16 and device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, samples: TrainingSamples, *,
+                batch_size: int, generator: torch.Generator, bf16: bool = False) -> float:
+    """One pass over the samples in shuffled batches; returns the mean cross-entropy per target."""
+    model.train()
+    items = samples.items
+    total_loss = torch.zeros((), device=items.device)
+    total_targets = 0
+    for batch in batch_indices(len(samples), batch_size, generator):
+        batch = batch.to(items.device)
+        start, length = samples.starts[batch], samples.lengths[batch]
+        width = int(length.max())
+        inputs = gather_windows(items, start, length, width)  # (B, T)
+        with autocast_for(items.device, bf16):
+            hidden = model(inputs)  # (B, T, H)
+            if samples.mode == "all_positions":
+                targets = gather_windows(items, start + 1, length, width)  # (B, T), 0 past the end
+                valid = targets > 0
+                if samples.loss_from is not None:
+                    valid &= torch.arange(width, device=items.device) >= samples.loss_from[batch, None]
+                logits, targets = model.logits(hidden[valid]), targets[valid]  # (M, N + 1), (M,)
+            else:
+                last = hidden[torch.arange(len(batch), device=items.device), length - 1]  # (B, H)
+                logits, targets = model.logits(last), items[start + length]
+        loss = F.cross_entropy(logits.float(), targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total_loss += loss.detach() * len(targets)
+        total_targets += len(targets)
+    mean_loss = total_loss.item() / max(total_targets, 1)
+    if not math.isfinite(mean_loss):
+        raise DivergedError(f"training loss became {mean_loss}; try a lower lr")
+    return mean_loss

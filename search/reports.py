@@ -1,0 +1,205 @@
+"""What a search and a retrain leave for a person to read: trials.csv, best_config.yaml, summary.md (plots in
+search.plots) and the retrained model's test report.
+
+Works on plain trial records (search.tuner.trial_records makes them from Tune's results), so it is
+testable without Ray.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from core.metrics import KINDS, metric_name, parse_metric_name
+from search.plan import BEST_CONFIG_FILE, SearchPlan, Status
+from search.plots import write_plots
+from search.records import TrialRecord
+from search.space import SearchSpec
+
+STATUS_COMPLETED, STATUS_STOPPED, STATUS_ERRORED, STATUS_UNFINISHED = "completed", "early-stopped", "errored", "unfinished"
+
+
+@dataclass(frozen=True)
+class SearchFacts:
+    """What running the search learned, beyond its plan: the data, the baselines and where the time went."""
+    data_stats: str
+    baselines: dict[str, dict[str, float]]  # recommender -> validation metrics
+    ray_start_seconds: float
+    prepare_seconds: float
+    trial_seconds: float
+    default_trial_id: str | None            # the trial that ran the base config, if any
+
+
+def trial_status(record: TrialRecord, max_epochs: int) -> str:
+    if record.error:
+        return STATUS_ERRORED
+    if not record.done:
+        return STATUS_UNFINISHED
+    return STATUS_COMPLETED if record.epochs_run >= max_epochs else STATUS_STOPPED
+
+
+def trial_table(records: list[TrialRecord], space_keys: list[str], metric: str, mode: str,
+                max_epochs: int) -> pd.DataFrame:
+    """One row per trial (in the order they started): sampled values, status, epochs run, its peak epoch, best
+    and last validation metrics, wall time."""
+    rows = []
+    for number, record in enumerate(records, start=1):
+        history = record.history
+        row = {"trial": number, "trial_id": record.trial_id, "status": trial_status(record, max_epochs),
+               **{key: record.config.get(key) for key in space_keys}, "epochs_run": record.epochs_run}
+        if len(history) and metric in history:
+            values = history[metric].to_numpy(dtype=float)
+            if np.isnan(values).all():
+                best = len(values) - 1
+            else:
+                best = int(np.nanargmax(values) if mode == "max" else np.nanargmin(values))
+            row.update({f"best_{metric}": values[best], "peak_epoch": int(history["epoch"].iloc[best])})
+            validation = [c for c in history.columns if parse_metric_name(c)[0] == "val"]
+            for column in [c for c in validation if c != metric]:
+                row[f"best_{column}"] = history[column].iloc[best]  # at the peak epoch
+            for column in validation:
+                row[f"last_{column}"] = history[column].iloc[-1]
+        row["wall_seconds"] = record.wall_seconds
+        row["error"] = record.error or ""
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def best_row(table: pd.DataFrame, metric: str, mode: str) -> pd.Series | None:
+    column = f"best_{metric}"
+    if column not in table or table[column].isna().all():
+        return None
+    index = table[column].idxmax() if mode == "max" else table[column].idxmin()
+    return table.loc[index]
+
+
+def write_best_config(path: Path, record: TrialRecord, row: pd.Series, metric: str, experiment: str) -> None:
+    """The best trial's complete config with `epochs` set to its peak epoch: ready to retrain."""
+    config = dict(record.config, epochs=int(row["peak_epoch"]))
+    header = (f"# Best trial {row['trial_id']} of search {experiment}: {metric} {row[f'best_{metric}']:.5f} "
+              f"at epoch {int(row['peak_epoch'])} (ran {int(row['epochs_run'])} epochs, {row['status']}).\n"
+              f"# `epochs` is that peak epoch. Retrain: python -m search.retrain {path.parent}\n")
+    path.write_text(header + yaml.safe_dump(config, sort_keys=False))
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.4g}"
+    return str(value)
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + " --- |" * len(frame.columns)]
+    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def write_summary(path: Path, table: pd.DataFrame, plan: SearchPlan, spec: SearchSpec, facts: SearchFacts) -> None:
+    """A short report a person reads first: status, best trial, baselines, top 10, failures, effort."""
+    settings, space_keys = spec.settings, list(spec.space)
+    metric = settings.metric
+    lines = [f"# Search {plan.name}", "", _status_line(table, plan), "",
+             f"Data: `{plan.config['data']}` ({facts.data_stats}).", *_effort_lines(table, plan, spec, facts)]
+    best = best_row(table, metric, settings.mode)
+    if best is not None:
+        values = ", ".join(f"{k}={_fmt(best[k])}" for k in space_keys)
+        lines += ["", "## Best trial", "",
+                  f"Trial {int(best['trial'])} ({best['trial_id']}): {metric} **{best[f'best_{metric}']:.4f}** at epoch "
+                  f"{int(best['peak_epoch'])}; {values}. Config: `{BEST_CONFIG_FILE}`."]
+    lines += ["", "## Against the baselines (validation, same targets and metric code)", "",
+              _comparison(table, best, metric, facts)]
+    ranked = table.dropna(subset=[f"best_{metric}"]) if f"best_{metric}" in table else table.iloc[:0]
+    ranked = ranked.sort_values(f"best_{metric}", ascending=settings.mode == "min") if len(ranked) else ranked
+    if len(ranked):
+        columns = ["trial", "trial_id", f"best_{metric}", "peak_epoch", "epochs_run", "status", *space_keys]
+        lines += ["", "## Top 10", "", markdown_table(ranked[columns].head(10))]
+    errored = table[table["status"] == STATUS_ERRORED] if len(table) else table
+    if len(errored):
+        lines += ["", "## Errored trials", ""]
+        lines += [f"- trial {int(r['trial'])} ({r['trial_id']}): {r['error']}" for _, r in errored.iterrows()]
+    lines += ["", "Plots: `search_progress.png`, `learning_curves.png`, `parameters.png`. Every trial: `trials.csv`.", ""]
+    path.write_text("\n".join(lines))
+
+
+def _status_line(table: pd.DataFrame, plan: SearchPlan) -> str:
+    if plan.status == Status.FINISHED:
+        return f"Status: **finished** ({len(table)} of {plan.samples} trials)."
+    return (f"Status: **INTERRUPTED** ({len(table)} of {plan.samples} trials started). Resume with "
+            f"`{plan.resume_command()}`.")
+
+
+def _effort_lines(table: pd.DataFrame, plan: SearchPlan, spec: SearchSpec, facts: SearchFacts) -> list[str]:
+    settings = spec.settings
+    counts = table["status"].value_counts() if len(table) else pd.Series(dtype=int)
+    used = int(table["epochs_run"].sum()) if len(table) else 0
+    budget = plan.samples * settings.max_epochs
+    scheduler = (f"ASHA grace period {settings.grace_period}, reduction factor {settings.reduction_factor}, "
+                 if settings.scheduler == "asha" else "FIFO (no early stopping), ")
+    return [
+        f"Objective: {settings.metric} ({settings.mode}); {scheduler}at most {settings.max_epochs} epochs; "
+        f"Optuna TPE seed {settings.seed}; {plan.concurrency} trials at a time, {plan.cpus_per_trial} CPU and "
+        f"{plan.gpus_per_trial} GPU each.",
+        f"Trials: {counts.get(STATUS_COMPLETED, 0)} completed, {counts.get(STATUS_STOPPED, 0)} early-stopped, "
+        f"{counts.get(STATUS_ERRORED, 0)} errored, {counts.get(STATUS_UNFINISHED, 0)} unfinished.",
+        f"Trial-epochs used: {used} of {budget} ({plan.samples} x {settings.max_epochs}; "
+        f"{used / max(budget, 1):.0%}).",
+        f"Wall time: {plan.wall_seconds:.0f} s (Ray start-up {facts.ray_start_seconds:.1f} s, data preparation "
+        f"{facts.prepare_seconds:.1f} s, trial compute {facts.trial_seconds:.0f} trial-seconds).",
+    ]
+
+
+def _comparison(table: pd.DataFrame, best: pd.Series | None, metric: str, facts: SearchFacts) -> str:
+    k = parse_metric_name(metric)[2] or 5
+    names = [metric_name(kind, k) for kind in KINDS]
+    rows = []
+    if best is not None:
+        rows.append(["best trial (its best epoch)"] + [best.get(f"best_val_{n}", float("nan")) for n in names])
+    default = table[table["trial_id"] == facts.default_trial_id] if len(table) else table
+    if len(default):
+        rows.append(["base config (its best epoch)"] + [default.iloc[0].get(f"best_val_{n}", float("nan"))
+                                                       for n in names])
+    for name, label in (("markov", "Markov (last item)"), ("most_popular", "most popular")):
+        rows.append([label] + [facts.baselines[name].get(n, float("nan")) for n in names])
+    return markdown_table(pd.DataFrame(rows, columns=["recommender", *names]))
+
+
+def retrain_report(metrics: dict[str, Any], ks: tuple[int, ...]) -> str:
+    """A retrained model's test results: mean ± std over seeds beside the baselines, every metric at every K."""
+    names = [metric_name(kind, k) for k in ks for kind in KINDS]
+    mean, std = metrics["model"]["mean"], metrics["model"]["std"]
+    header = "| recommender | " + " | ".join(names) + " |\n|" + " --- |" * (len(names) + 1)
+    rows = [f"| LSTM (best config, {len(metrics['seeds'])} seed{'s' * (len(metrics['seeds']) > 1)}) | "
+            + " | ".join(f"{mean[n]:.4f} ± {std[n]:.4f}" for n in names) + " |"]
+    for key, label in (("markov", "Markov (last item)"), ("most_popular", "most popular")):
+        rows.append(f"| {label} | " + " | ".join(f"{metrics[key][n]:.4f}" for n in names) + " |")
+    stats = metrics["data_stats"]
+    return "\n".join([
+        f"# Test results of search {metrics['experiment']}", "",
+        f"Best config trained on training + validation for {metrics['epochs']} epochs (the best trial's peak), "
+        f"then evaluated once on test: {stats.get('test_targets')} targets "
+        f"({stats.get('test_cold_targets')} with an item never seen in training, scored as they come), "
+        f"full ranking over {stats.get('items')} items, seen items {'excluded' if metrics['exclude_seen'] else 'kept'}.",
+        "", header, *rows, "",
+        f"Data `{metrics['data']}` (fingerprint {metrics['data_fingerprint']}); seeds {metrics['seeds']}; "
+        f"retrained {metrics['retrained']} in {metrics['retrain_seconds']} s. Model: `model.pt` "
+        "(recommend with python -m search.recommend).", ""])
+
+
+def write_outputs(folder: Path, records: list[TrialRecord], plan: SearchPlan, spec: SearchSpec,
+                  facts: SearchFacts) -> pd.DataFrame:
+    """trials.csv, best_config.yaml, summary.md and the plots; returns the trials table."""
+    settings = spec.settings
+    table = trial_table(records, list(spec.space), settings.metric, settings.mode, settings.max_epochs)
+    table.to_csv(folder / "trials.csv", index=False)
+    best = best_row(table, settings.metric, settings.mode)
+    if best is not None:
+        record = next(r for r in records if r.trial_id == best["trial_id"])
+        write_best_config(folder / BEST_CONFIG_FILE, record, best, settings.metric, plan.name)
+    write_summary(folder / "summary.md", table, plan, spec, facts)
+    write_plots(folder, records, table, plan.name, spec, facts.baselines)
+    return table

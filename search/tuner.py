@@ -1,0 +1,152 @@
+"""Every Ray and Optuna call of a search but the trial's own reporting (search.trainable): starting or joining
+Ray, resources, the Tuner with Optuna's TPE and ASHA, restoring an interrupted search, and reading its trials.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+import ray
+from optuna.samplers import TPESampler
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.search import ConcurrencyLimiter
+from ray.tune.search.optuna import OptunaSearch
+
+from core.config import Config
+from core.data import PreparedData
+from core.errors import ConfigError
+from search.plan import SearchPlan
+from search.reports import TrialRecord
+from search.space import SearchSpec
+from search.trainable import train_trial
+
+log = logging.getLogger(__name__)
+
+
+def start_ray(address: str | None, dashboard: bool, num_cpus: int | None, num_gpus: float | None) -> Any:
+    """Join `address`, or start a fresh local Ray (never a stale one), with the dashboard on 127.0.0.1."""
+    if address:
+        return ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+    return ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=dashboard,
+                    dashboard_host="127.0.0.1", logging_level=logging.WARNING, log_to_driver=False)
+
+
+def stop_ray() -> None:
+    ray.shutdown()
+
+
+def resolve_resources(plan: SearchPlan) -> SearchPlan:
+    """GPU share and parallel slots from what the cluster has."""
+    resources = ray.cluster_resources()
+    cpus, gpus = resources.get("CPU", 1.0), resources.get("GPU", 0.0)
+    gpus_per_trial = plan.gpus_per_trial if plan.gpus_per_trial is not None else (0.25 if gpus > 0 else 0.0)
+    if gpus_per_trial > gpus:
+        raise ConfigError(f"--gpus-per-trial {gpus_per_trial} but the Ray cluster has {gpus:g} GPUs")
+    if plan.cpus_per_trial > cpus:
+        raise ConfigError(f"--cpus-per-trial {plan.cpus_per_trial} but the Ray cluster has {cpus:g} CPUs")
+    concurrency = plan.concurrency
+    if concurrency is None:
+        slots = math.floor(cpus / plan.cpus_per_trial + 1e-9)
+        if gpus_per_trial > 0:
+            slots = min(slots, math.floor(gpus / gpus_per_trial + 1e-9))
+        concurrency = max(1, slots)
+    return dataclasses.replace(plan, gpus_per_trial=gpus_per_trial, concurrency=concurrency)
+
+
+def to_domain(spec: dict[str, list]) -> Any:
+    """One searched setting's Tune sampling domain."""
+    (kind, args), = spec.items()
+    if kind == "uniform":
+        return tune.uniform(*args)
+    if kind == "loguniform":
+        return tune.loguniform(*args)
+    if kind == "int":
+        return tune.randint(args[0], args[1] + 1)  # Tune's upper bound is exclusive
+    if kind == "logint":
+        return tune.lograndint(args[0], args[1] + 1)
+    return tune.choice(list(args))
+
+
+def run_trials(plan: SearchPlan, config: Config, spec: SearchSpec, data: PreparedData) -> list[TrialRecord]:
+    """Run (or continue) the search's trials; returns every trial's record, finished or not."""
+    threads = max(1, int(plan.cpus_per_trial))
+    trainable = tune.with_resources(tune.with_parameters(train_trial, data=data, threads=threads),
+                                    {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial})
+    results = build_tuner(plan, config, spec, trainable).fit()
+    return trial_records(results)
+
+
+def build_tuner(plan: SearchPlan, config: Config, spec: SearchSpec, trainable: Any) -> tune.Tuner:
+    """A new Tuner, or the interrupted one restored with its searcher state and finished trials."""
+    if tune.Tuner.can_restore(plan.tune_path):
+        log.info("resuming %s", plan.tune_path)
+        return tune.Tuner.restore(plan.tune_path, trainable=trainable, resume_unfinished=True, resume_errored=False)
+    settings = spec.settings
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    start = {key: getattr(config, key) for key in spec.space}
+    if not all(_inside(value, spec.space[key]) for key, value in start.items()):
+        log.warning("the base config lies outside the search space; it is not evaluated first")
+        start = None
+    searcher = OptunaSearch(sampler=TPESampler(seed=settings.seed), points_to_evaluate=[start] if start else None)
+    param_space = {**config.to_dict(), "epochs": settings.max_epochs,
+                   **{key: to_domain(value) for key, value in spec.space.items()}}
+    scheduler = ASHAScheduler(max_t=settings.max_epochs, grace_period=settings.grace_period,
+                              reduction_factor=settings.reduction_factor) \
+        if settings.scheduler == "asha" else FIFOScheduler()
+    reporter = tune.CLIReporter(metric_columns={"epoch": "epoch", settings.metric: settings.metric,
+                                                "val_loss": "val_loss"},
+                                parameter_columns=list(spec.space), max_report_frequency=20, sort_by_metric=True,
+                                max_progress_rows=15)
+    return tune.Tuner(
+        trainable, param_space=param_space,
+        tune_config=tune.TuneConfig(
+            metric=settings.metric, mode=settings.mode, num_samples=plan.samples,
+            search_alg=ConcurrencyLimiter(searcher, max_concurrent=plan.concurrency), scheduler=scheduler,
+            trial_dirname_creator=trial_folder_name, reuse_actors=True),
+        run_config=tune.RunConfig(
+            name=plan.name, storage_path=plan.storage, verbose=1, progress_reporter=reporter,
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            failure_config=tune.FailureConfig(max_failures=0)),
+    )
+
+
+def trial_folder_name(trial: tune.experiment.Trial) -> str:
+    return trial.trial_id
+
+
+def _inside(value: Any, spec: dict[str, list]) -> bool:
+    (kind, args), = spec.items()
+    return value in args if kind == "choice" else args[0] <= value <= args[1]
+
+
+def trial_records(results: tune.ResultGrid) -> list[TrialRecord]:
+    """Plain records of every trial from Tune's ResultGrid, in the order they started.
+
+    A trial is done when Tune's own status says it terminated (completed or stopped by ASHA); the `done`
+    flag of its last result is not reliable across an interruption.
+    """
+    statuses = {trial.trial_id: trial.status for trial in tune.ExperimentAnalysis(results.experiment_path).trials}
+    records = []
+    for result in results:
+        history = result.metrics_dataframe
+        if history is None or "epoch" not in history:
+            history = pd.DataFrame({"epoch": []})
+        history = history.drop_duplicates("epoch", keep="last")  # epochs rerun after a restart count once
+        error = None
+        if result.error is not None:
+            lines = [line for line in str(result.error).strip().splitlines() if line.strip()]
+            error = lines[-1] if lines else type(result.error).__name__
+        started = float("inf")
+        if len(history) and "timestamp" in history and "time_this_iter_s" in history:
+            started = float(history["timestamp"].iloc[0] - history["time_this_iter_s"].iloc[0])
+        trial_id = result.metrics.get("trial_id") or Path(result.path).name
+        records.append(TrialRecord(
+            trial_id=trial_id, started=started, config=result.config or {}, history=history, error=error,
+            done=statuses.get(trial_id) == "TERMINATED", wall_seconds=float(result.metrics.get("time_total_s", 0.0))))
+    return sorted(records, key=lambda r: r.started)  # trial number = order of starting
