@@ -50,6 +50,7 @@ class Config:
     lr: float = 0.001
     weight_decay: float = 0.0
     epochs: int = 10
+    patience: int = 0
     seed: int = 0
     device: str = "auto"
     bf16: bool = True
@@ -98,6 +99,7 @@ RANGES = {
     "lr": (0.0, None, False, True),
     "weight_decay": (0.0, None, True, True),
     "epochs": (1, None, True, True),
+    "patience": (0, None, True, True),
     "eval_batch_size": (1, None, True, True),
 }
 

@@ -101,6 +101,9 @@ def describe(data: PreparedData, stats: dict[str, Any]) -> dict[str, Any]:
         stats[f"{name}_events"] = int((data.period == period).sum())
     first_event = np.zeros(len(data.items), dtype=bool)
     first_event[data.user_start[:-1]] = True
+    # an item the customer had before: with exclude_seen such a target is removed from the ranking, a sure miss
+    owner = np.repeat(np.arange(len(data.user_ids)), np.diff(data.user_start))
+    repeat = pd.Series(owner * (data.n_items + 1) + data.items).duplicated().to_numpy()
     for name, period in PERIOD_NAMES.items():
         in_period = data.period == period
         seen = np.zeros(data.n_items + 1, dtype=bool)
@@ -108,4 +111,5 @@ def describe(data: PreparedData, stats: dict[str, Any]) -> dict[str, Any]:
         stats[f"{name}_targets"] = int((in_period & ~first_event).sum())
         stats[f"{name}_no_history"] = int((in_period & first_event).sum())
         stats[f"{name}_cold_targets"] = int((in_period & ~first_event & ~seen[data.items]).sum())
+        stats[f"{name}_repeat_targets"] = int((in_period & repeat).sum())
     return stats

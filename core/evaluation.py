@@ -8,19 +8,21 @@ import torch
 import torch.nn.functional as F
 
 from core.batching import batch_indices, concat_ranges, gather_windows
-from core.epoch import autocast_for
 from core.metrics import metric_sums, target_ranks
 from core.tensors import EvalTargets
 
 Scorer = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (B, T) items, (B,) lengths -> (B, N + 1)
 
 
-def model_scorer(model: torch.nn.Module, bf16: bool = False) -> Scorer:
-    """Scores of the model (put in eval mode) after reading each (right-padded) history."""
+def model_scorer(model: torch.nn.Module) -> Scorer:
+    """Scores of the model (put in eval mode) after reading each (right-padded) history.
+
+    Always in fp32, even inside an autocast region: bf16 rounding makes ties, and a tie counts against the
+    target, while the baselines are scored in fp32."""
     model.eval()
 
     def score(inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        with autocast_for(inputs.device, bf16):
+        with torch.autocast(inputs.device.type, enabled=False):
             hidden = model(inputs)
             last = hidden[torch.arange(len(inputs), device=inputs.device), lengths - 1]  # (B, H)
             return model.logits(last).float()

@@ -7,6 +7,7 @@ metrics and a checkpoint to Tune.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -37,13 +38,39 @@ Report = Callable[[dict[str, float], dict[str, Any]], None]
 
 @dataclass
 class FitResult:
-    model: LSTMRecommender
+    model: LSTMRecommender  # with patience: the weights of the best epoch
     config: Config
     history: list[dict[str, float]] = field(default_factory=list)  # one row of metrics per epoch
+    best_epoch: int | None = None  # with patience: the epoch with the best monitored value
 
     @property
     def final(self) -> dict[str, float]:
         return self.history[-1] if self.history else {}
+
+    @property
+    def best(self) -> dict[str, float]:
+        """The metrics of the best epoch (with patience), else of the last."""
+        return self.history[self.best_epoch - 1] if self.best_epoch else self.final
+
+
+@dataclass
+class Patience:
+    """Stops training once `monitor` has not improved for `epochs` epochs; remembers the best epoch's weights."""
+    epochs: int
+    monitor: str
+    mode: str
+    best_epoch: int | None = None
+    best_value: float | None = None
+    best_weights: dict[str, torch.Tensor] | None = None
+
+    def update(self, epoch: int, metrics: Mapping[str, float], model: torch.nn.Module) -> bool:
+        """Record one epoch; True when training should stop."""
+        value = float(metrics.get(self.monitor, float("nan")))
+        if math.isfinite(value) and (self.best_value is None or (
+                value > self.best_value if self.mode == "max" else value < self.best_value)):
+            self.best_epoch, self.best_value = epoch, value
+            self.best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        return self.best_epoch is not None and epoch - self.best_epoch >= self.epochs
 
 
 def as_config(config: Config | Mapping[str, Any]) -> Config:
@@ -59,12 +86,15 @@ def check_data_matches(config: Config, data: PreparedData) -> None:
 
 
 def fit(config: Config | Mapping[str, Any], data: PreparedData | None = None, report: Report | None = None,
-        checkpoint: Mapping[str, Any] | None = None, evaluate_on: str = "val") -> FitResult:
+        checkpoint: Mapping[str, Any] | None = None, evaluate_on: str = "val", monitor: str | None = None,
+        mode: str = "max") -> FitResult:
     """Train one config. evaluate_on="val": train on the training period, evaluate on validation after every
-    epoch. evaluate_on="test": train on training + validation, evaluate on test once, after the last epoch
-    (test data never guides anything; earlier epochs report the training loss only). Calls
-    report(metrics, state) after each epoch; resumes from such a state when given one as `checkpoint`.
-    The state's tensors are the live model's: save or copy them inside `report`."""
+    epoch; with config.patience, stop once `monitor` (default: validation NDCG at the first K) has not
+    improved for that many epochs, and keep the best epoch's weights. evaluate_on="test": train on training +
+    validation for config.epochs, evaluate on test once, after the last epoch (test data never guides
+    anything; earlier epochs report the training loss only). Calls report(metrics, state) after each epoch;
+    resumes from such a state when given one as `checkpoint`. The state's tensors are the live model's:
+    save or copy them inside `report`."""
     config = as_config(config)
     if evaluate_on not in EVAL_SPLITS:
         raise ConfigError(f"evaluate_on: expected one of {', '.join(EVAL_SPLITS)}, got {evaluate_on!r}")
@@ -84,22 +114,49 @@ def fit(config: Config | Mapping[str, Any], data: PreparedData | None = None, re
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     result = FitResult(model=model, config=config)
+    patience = Patience(config.patience, monitor or metric_name("ndcg", config.ks[0], "val"), mode) \
+        if config.patience and evaluate_on == "val" else None
     first_epoch = 0
     if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        first_epoch = int(checkpoint["epoch"])
-        result.history = list(checkpoint.get("history", []))
+        first_epoch = restore(checkpoint, model, optimizer, result, patience)
 
     for epoch in range(first_epoch, config.epochs):
         evaluated = evaluate_on == "val" or epoch + 1 == config.epochs
         metrics = run_epoch(config, model, optimizer, samples, epoch, targets if evaluated else None, evaluate_on)
         result.history.append(metrics)
+        stop = patience is not None and patience.update(epoch + 1, metrics, model)
         if report is not None:
-            state = {"epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "config": config.to_dict(), "history": list(result.history)}
-            report(metrics, state)
+            report(metrics, training_state(epoch + 1, model, optimizer, config, result, patience))
+        if stop:
+            log.info("stopping: %s has not improved for %d epochs since epoch %d", patience.monitor,
+                     patience.epochs, patience.best_epoch)
+            break
+    if patience is not None and patience.best_weights is not None:
+        model.load_state_dict(patience.best_weights)
+        result.best_epoch = patience.best_epoch
     return result
+
+
+def training_state(epoch: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer, config: Config,
+                   result: FitResult, patience: Patience | None) -> dict[str, Any]:
+    """Everything needed to continue training after `epoch` (plain tensors and values only)."""
+    state = {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "config": config.to_dict(), "history": list(result.history)}
+    if patience is not None and patience.best_epoch is not None:
+        state.update(best_epoch=patience.best_epoch, best_value=patience.best_value, best_model=patience.best_weights)
+    return state
+
+
+def restore(checkpoint: Mapping[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+            result: FitResult, patience: Patience | None) -> int:
+    """Load a training state into the model, optimiser, history and patience; returns the epochs done."""
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    result.history = list(checkpoint.get("history", []))
+    if patience is not None and "best_epoch" in checkpoint:
+        patience.best_epoch, patience.best_value = int(checkpoint["best_epoch"]), float(checkpoint["best_value"])
+        patience.best_weights = dict(checkpoint["best_model"])
+    return int(checkpoint["epoch"])
 
 
 def run_epoch(config: Config, model: LSTMRecommender, optimizer: torch.optim.Optimizer, samples: TrainingSamples,
@@ -114,7 +171,7 @@ def run_epoch(config: Config, model: LSTMRecommender, optimizer: torch.optim.Opt
     metrics = {"epoch": epoch + 1, "train_loss": train_loss, "train_seconds": trained - began}
     line = f"epoch {epoch + 1}/{config.epochs}  train_loss {train_loss:.4f}"
     if targets is not None:
-        scores = evaluate(model_scorer(model, config.bf16), targets, ks=config.ks, exclude_seen=config.exclude_seen,
+        scores = evaluate(model_scorer(model), targets, ks=config.ks, exclude_seen=config.exclude_seen,
                           batch_size=config.eval_batch_size, with_loss=True)
         metrics.update(with_split(split, scores), eval_seconds=time.perf_counter() - trained)
         ndcg = metric_name("ndcg", config.ks[0])

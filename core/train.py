@@ -1,12 +1,14 @@
 """Train one config without Ray: `python -m core.train [--config FILE] [--data SOURCE] [--set k=v ...] [--test]`.
 
 Prints one line per epoch, then one JSON line with the final metrics of the model and of both baselines.
-Without --test: trains on the training period and reports validation metrics. With --test: trains on
-training + validation and reports test metrics (the final-evaluation protocol; nothing is chosen on test).
+Without --test: trains on the training period and reports validation metrics (of the best epoch, with
+`patience`). With --test: trains on training + validation and reports test metrics (the final-evaluation
+protocol; nothing is chosen on test); with `patience`, for as many epochs as a validation run peaked at.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -18,6 +20,8 @@ from core.data import prepare_data
 from core.errors import RecsysError
 from core.fit import fit
 from core.metrics import of_split
+
+log = logging.getLogger("core.train")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -47,17 +51,20 @@ def main(argv: list[str] | None = None) -> int:
         data = prepare_data(config)
         prepared = time.perf_counter()
         split = "test" if args.test else "val"
+        if args.test and config.patience:  # the epochs to train come from validation, as a search's peak does
+            config = dataclasses.replace(config, epochs=fit(config, data).best_epoch or config.epochs)
+            log.info("training %d epochs (the validation peak) on training + validation", config.epochs)
         result = fit(config, data, evaluate_on=split)
         baselines = evaluate_baselines(config, data, evaluate_on=split)
     except RecsysError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    final = result.final
-    model = of_split(split, final)
+    model = of_split(split, result.best)
     train_seconds = [row["train_seconds"] for row in result.history]
     print(json.dumps({
         "split": split, "data": config.data, "sample_mode": config.sample_mode, "exclude_seen": config.exclude_seen,
-        "epochs": config.epochs, "model": model, **baselines,
+        "epochs": config.epochs, "epochs_run": len(result.history), "best_epoch": result.best_epoch,
+        "model": model, **baselines,
         "data_stats": data.stats, "prepare_seconds": round(prepared - began, 3),
         "train_seconds_per_epoch": round(sum(train_seconds) / len(train_seconds), 3),
     }))

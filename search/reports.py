@@ -21,7 +21,8 @@ from search.plots import write_plots
 from search.records import TrialRecord
 from search.space import SearchSpec
 
-STATUS_COMPLETED, STATUS_STOPPED, STATUS_ERRORED, STATUS_UNFINISHED = "completed", "early-stopped", "errored", "unfinished"
+STATUS_COMPLETED, STATUS_PLATEAUED, STATUS_STOPPED = "completed", "plateaued", "early-stopped"
+STATUS_ERRORED, STATUS_UNFINISHED = "errored", "unfinished"
 
 
 @dataclass(frozen=True)
@@ -35,12 +36,18 @@ class SearchFacts:
     default_trial_id: str | None            # the trial that ran the base config, if any
 
 
-def trial_status(record: TrialRecord, max_epochs: int) -> str:
+def trial_status(record: TrialRecord, max_epochs: int, peak_epoch: int | None) -> str:
+    """completed (ran max_epochs), plateaued (stopped by its own patience), early-stopped (by ASHA), errored
+    or unfinished."""
     if record.error:
         return STATUS_ERRORED
     if not record.done:
         return STATUS_UNFINISHED
-    return STATUS_COMPLETED if record.epochs_run >= max_epochs else STATUS_STOPPED
+    if record.epochs_run >= max_epochs:
+        return STATUS_COMPLETED
+    patience = record.config.get("patience") or 0
+    plateaued = patience and peak_epoch is not None and record.epochs_run - peak_epoch >= patience
+    return STATUS_PLATEAUED if plateaued else STATUS_STOPPED
 
 
 def trial_table(records: list[TrialRecord], space_keys: list[str], metric: str, mode: str,
@@ -50,7 +57,7 @@ def trial_table(records: list[TrialRecord], space_keys: list[str], metric: str, 
     rows = []
     for number, record in enumerate(records, start=1):
         history = record.history
-        row = {"trial": number, "trial_id": record.trial_id, "status": trial_status(record, max_epochs),
+        row = {"trial": number, "trial_id": record.trial_id, "status": "",
                **{key: record.config.get(key) for key in space_keys}, "epochs_run": record.epochs_run}
         if len(history) and metric in history:
             values = history[metric].to_numpy(dtype=float)
@@ -64,6 +71,7 @@ def trial_table(records: list[TrialRecord], space_keys: list[str], metric: str, 
                 row[f"best_{column}"] = history[column].iloc[best]  # at the peak epoch
             for column in validation:
                 row[f"last_{column}"] = history[column].iloc[-1]
+        row["status"] = trial_status(record, max_epochs, row.get("peak_epoch"))
         row["wall_seconds"] = record.wall_seconds
         row["error"] = record.error or ""
         rows.append(row)
@@ -144,7 +152,8 @@ def _effort_lines(table: pd.DataFrame, plan: SearchPlan, spec: SearchSpec, facts
         f"Objective: {settings.metric} ({settings.mode}); {scheduler}at most {settings.max_epochs} epochs; "
         f"Optuna TPE seed {settings.seed}; {plan.concurrency} trials at a time, {plan.cpus_per_trial} CPU and "
         f"{plan.gpus_per_trial} GPU each.",
-        f"Trials: {counts.get(STATUS_COMPLETED, 0)} completed, {counts.get(STATUS_STOPPED, 0)} early-stopped, "
+        f"Trials: {counts.get(STATUS_COMPLETED, 0)} completed, {counts.get(STATUS_PLATEAUED, 0)} plateaued "
+        f"(patience), {counts.get(STATUS_STOPPED, 0)} early-stopped (ASHA), "
         f"{counts.get(STATUS_ERRORED, 0)} errored, {counts.get(STATUS_UNFINISHED, 0)} unfinished.",
         f"Trial-epochs used: {used} of {budget} ({plan.samples} x {settings.max_epochs}; "
         f"{used / max(budget, 1):.0%}).",

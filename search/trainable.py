@@ -15,10 +15,11 @@ from core.fit import fit
 STATE_FILE = "state.pt"
 
 
-def train_trial(config: dict[str, Any], data: PreparedData, threads: int) -> None:
-    """A Tune trial: train `config` on the shared data, report and checkpoint after every epoch."""
+def train_trial(config: dict[str, Any], data: PreparedData, threads: int, metric: str, mode: str) -> None:
+    """A Tune trial: train `config` on the shared data, report and checkpoint after every epoch; with
+    `patience`, the trial ends once the search's objective has stopped improving."""
     torch.set_num_threads(threads)
-    fit(config, data, report=report_to_tune, checkpoint=load_state(tune.get_checkpoint()))
+    fit(config, data, report=report_to_tune, checkpoint=load_state(tune.get_checkpoint()), monitor=metric, mode=mode)
 
 
 def report_to_tune(metrics: dict[str, float], state: dict[str, Any]) -> None:

@@ -76,7 +76,9 @@ def to_domain(spec: dict[str, list]) -> Any:
 def run_trials(plan: SearchPlan, config: Config, spec: SearchSpec, data: PreparedData) -> list[TrialRecord]:
     """Run (or continue) the search's trials; returns every trial's record, finished or not."""
     threads = max(1, int(plan.cpus_per_trial))
-    trainable = tune.with_resources(tune.with_parameters(train_trial, data=data, threads=threads),
+    trainable = tune.with_parameters(train_trial, data=data, threads=threads, metric=spec.settings.metric,
+                                     mode=spec.settings.mode)
+    trainable = tune.with_resources(trainable,
                                     {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial})
     results = build_tuner(plan, config, spec, trainable).fit()
     return trial_records(results)

@@ -9,19 +9,21 @@ from search.reports import SearchFacts, trial_table, write_outputs
 from search.space import SearchSettings, SearchSpec
 
 
-def record(trial_id, ndcg, done=True, error=None, lr=0.001):
+def record(trial_id, ndcg, done=True, error=None, lr=0.001, patience=0):
     history = pd.DataFrame({"epoch": range(1, len(ndcg) + 1), "val_ndcg@5": ndcg, "val_hr@5": [2 * v for v in ndcg]})
-    return TrialRecord(trial_id=trial_id, started=0.0, config=dict(build_config({}).to_dict(), lr=lr),
+    return TrialRecord(trial_id=trial_id, started=0.0, config=dict(build_config({}).to_dict(), lr=lr, patience=patience),
                        history=history, error=error, done=done, wall_seconds=1.5)
 
 
 RECORDS = [record("a", [0.1, 0.3, 0.2]), record("b", [0.05]), record("c", [0.2, 0.25], done=False, lr=0.01),
-           record("d", [], error="DivergedError: training loss became nan; try a lower lr")]
+           record("d", [], error="DivergedError: training loss became nan; try a lower lr"),
+           record("e", [0.2, 0.1], patience=1)]
 
 
 def test_statuses_best_epochs_and_metrics_at_the_best_epoch():
     table = trial_table(RECORDS, ["lr"], "val_ndcg@5", "max", max_epochs=3).set_index("trial_id")
-    assert table["status"].to_dict() == {"a": "completed", "b": "early-stopped", "c": "unfinished", "d": "errored"}
+    assert table["status"].to_dict() == {"a": "completed", "b": "early-stopped", "c": "unfinished", "d": "errored",
+                                         "e": "plateaued"}
     assert (table.loc["a", "best_val_ndcg@5"], table.loc["a", "peak_epoch"]) == (0.3, 2)
     assert table.loc["a", "best_val_hr@5"] == 0.6 and table.loc["a", "last_val_ndcg@5"] == 0.2
     assert pd.isna(table.loc["d", "best_val_ndcg@5"]) and "nan" in table.loc["d", "error"]
@@ -43,10 +45,10 @@ def test_reports_name_the_best_trial_its_peak_epoch_and_the_errors(tmp_path):
     assert (best["epochs"], best["lr"]) == (2, 0.001)
     assert (tmp_path / "best_config.yaml").read_text().startswith("# Best trial a of search hand: val_ndcg@5 0.30000")
     summary = (tmp_path / "summary.md").read_text()
-    assert "**INTERRUPTED** (4 of 5 trials started)" in summary
+    assert "**INTERRUPTED** (5 of 5 trials started)" in summary
     assert f"`python -m search.run --resume --name hand --storage {tmp_path}`" in summary
-    assert "1 completed, 1 early-stopped, 1 errored, 1 unfinished" in summary
-    assert "Trial-epochs used: 6 of 15" in summary
+    assert "1 completed, 1 plateaued (patience), 1 early-stopped (ASHA), 1 errored, 1 unfinished" in summary
+    assert "Trial-epochs used: 8 of 15" in summary
     assert "| base config (its best epoch) | 0.1 | " in summary
     assert "- trial 4 (d): DivergedError: training loss became nan" in summary
     assert all((tmp_path / f).is_file() for f in ("trials.csv", "search_progress.png", "parameters.png"))

@@ -10,7 +10,7 @@ from core.config import build_config
 from core.data import prepare_data
 from core.epoch import DivergedError, train_epoch
 from core.errors import ConfigError
-from core.evaluation import evaluate
+from core.evaluation import evaluate, model_scorer
 from core.fit import fit
 from core.model import build_model
 from core.samples import prefix_samples, training_windows
@@ -146,3 +146,43 @@ def test_synthetic_data_has_structure_the_lstm_learns_and_baselines_miss():
     baselines = evaluate_baselines(build_config(config), data)
     assert model > 1.1 * baselines["markov"]["ndcg@5"] > 1.1 * baselines["most_popular"]["ndcg@5"]
     assert math.isfinite(model)
+
+
+def test_patience_stops_after_the_peak_and_keeps_the_best_epochs_weights(tiny_config):
+    config = build_config(dict(tiny_config, epochs=40, patience=2, lr=0.05, dropout=0.0))
+    data = prepare_data(config)
+    result = fit(config, data)
+    scores = [row["val_ndcg@5"] for row in result.history]
+    assert len(scores) < 40, "the tiny model should overfit and stop early"
+    assert result.best_epoch == 1 + scores.index(max(scores)) == len(scores) - 2
+    assert result.best == result.history[result.best_epoch - 1]
+    targets = evaluation_targets(data, VALID, config.max_seq_len, torch.device("cpu"))
+    again = evaluate(model_scorer(result.model), targets, ks=config.ks, exclude_seen=False, batch_size=512)
+    assert again["ndcg@5"] == pytest.approx(max(scores), abs=1e-6)  # the model returned is the best epoch's
+
+
+def test_patience_survives_a_resume(tiny_config):
+    config = build_config(dict(tiny_config, epochs=40, patience=2, lr=0.05, dropout=0.0))
+    data = prepare_data(config)
+    states = []
+    straight = fit(config, data, report=lambda metrics, state: states.append(copy.deepcopy(state)))
+    resumed = fit(config, data, checkpoint=states[straight.best_epoch])  # one epoch after the peak
+    assert resumed.best_epoch == straight.best_epoch and len(resumed.history) == len(straight.history)
+    for a, b in zip(resumed.model.state_dict().values(), straight.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_scores_are_fp32_inside_a_bf16_autocast_region(tiny_config):
+    data = prepare_data(build_config(tiny_config))
+    model = build_model(data.n_items, 8, 16, 1, 0.0)
+    inputs, lengths = torch.tensor([[1, 2, 3], [4, 5, 0]]), torch.tensor([3, 2])
+    plain = model_scorer(model)(inputs, lengths)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = model_scorer(model)(inputs, lengths)
+        assert model.output(torch.ones(1, 16)).dtype == torch.bfloat16  # autocast is really on here
+    assert inside.dtype == torch.float32 and torch.equal(plain, inside)
+
+
+def test_targets_that_repeat_an_earlier_item_are_counted():
+    stats = hand_built_data().stats  # validation: customer 1 rents 2 again, customer 2 rents 3 for the first time
+    assert (stats["val_targets"], stats["val_repeat_targets"], stats["test_repeat_targets"]) == (2, 1, 0)
