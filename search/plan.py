@@ -42,6 +42,7 @@ class SearchPlan:
     created: str
     data_fingerprint: str | None = None
     wall_seconds: float = 0.0    # summed over the runs of a resumed search
+    warm_start: str | None = None  # the earlier search whose trials were told to Optuna first
 
     @property
     def path(self) -> Path:
@@ -79,7 +80,8 @@ def load_plan(folder: str | Path) -> SearchPlan:
         raise ConfigError(f"{Path(folder)} has no {PLAN_FILE}: not a search folder made by python -m search.run")
     values = load_yaml(path)
     names = {f.name for f in dataclasses.fields(SearchPlan)}
-    missing = sorted(names - set(values) - {"data_fingerprint", "wall_seconds"})
+    required = {f.name for f in dataclasses.fields(SearchPlan) if f.default is dataclasses.MISSING}
+    missing = sorted(required - set(values))
     if missing:
         raise ConfigError(f"{path}: missing {', '.join(missing)}; not a plan written by python -m search.run")
     try:

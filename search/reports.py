@@ -113,6 +113,8 @@ def write_summary(path: Path, table: pd.DataFrame, plan: SearchPlan, spec: Searc
     metric = settings.metric
     lines = [f"# Search {plan.name}", "", _status_line(table, plan), "",
              f"Data: `{plan.config['data']}` ({facts.data_stats}).", *_effort_lines(table, plan, spec, facts)]
+    if plan.warm_start:
+        lines.append(f"Warm start: Optuna first learnt the finished trials of `{plan.warm_start}`.")
     best = best_row(table, metric, settings.mode)
     if best is not None:
         values = ", ".join(f"{k}={_fmt(best[k])}" for k in space_keys)

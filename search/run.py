@@ -25,9 +25,10 @@ from search import tuner
 from search.plan import PLAN_FILE, SearchPlan, Status, load_plan
 from search.reports import SearchFacts, write_outputs
 from search.space import SearchSpec, load_search_spec
+from search.warmstart import load_warm_start
 
 FIXED_ON_RESUME = ("samples", "data", "config", "overrides", "space", "max_epochs", "seed", "scheduler",
-                   "cpus_per_trial", "gpus_per_trial", "concurrency")
+                   "cpus_per_trial", "gpus_per_trial", "concurrency", "warm_start")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -58,6 +59,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--scheduler", choices=("asha", "fifo"),
                         help="asha stops weak trials early; fifo runs every trial to --max-epochs "
                              "(default: the space file's)")
+    parser.add_argument("--warm-start", metavar="FOLDER",
+                        help="an earlier search (results/<name>) whose finished trials Optuna learns from before "
+                             "proposing anything; only the settings both spaces share are carried over")
     parser.add_argument("--no-dashboard", action="store_true", help="start the local Ray without its dashboard")
     parser.add_argument("--num-cpus", type=int, help="local Ray only: CPUs it may use (default: all)")
     parser.add_argument("--num-gpus", type=float,
@@ -97,13 +101,16 @@ def new_plan(args: argparse.Namespace) -> SearchPlan:
                             scheduler=args.scheduler)
     name = args.name or datetime.now().strftime("search-%Y%m%d-%H%M%S")
     storage, folder = experiment_folder(args.storage, name)
+    if args.warm_start:
+        load_warm_start(args.warm_start, spec)  # refuse an incompatible search before anything starts
     if folder.exists() and any(folder.iterdir()):
         raise ConfigError(f"{folder} already holds a search; continue it with --resume --name {name}, "
                           "or choose another --name")
     return SearchPlan(name=name, storage=storage, folder=str(folder), samples=args.samples or 50,
                       cpus_per_trial=args.cpus_per_trial or 1.0, gpus_per_trial=args.gpus_per_trial,
                       concurrency=args.concurrency, config=config.to_dict(), search=spec.to_dict(),
-                      status=Status.RUNNING, created=datetime.now().isoformat(timespec="seconds"))
+                      status=Status.RUNNING, created=datetime.now().isoformat(timespec="seconds"),
+                      warm_start=str(Path(args.warm_start).resolve()) if args.warm_start else None)
 
 
 def resumed_plan(args: argparse.Namespace) -> SearchPlan:
@@ -156,7 +163,8 @@ def run_search(args: argparse.Namespace, plan: SearchPlan, config: Config, spec:
             print(f"Ray dashboard: http://{context.dashboard_url}", file=sys.stderr)
         print(f"Search {plan.name}: {plan.samples} trials, {plan.concurrency} at a time, {plan.cpus_per_trial:g} CPU"
               f" + {plan.gpus_per_trial:g} GPU each; outputs in {plan.folder}", file=sys.stderr)
-        records = tuner.run_trials(plan, config, spec, data)
+        warm = load_warm_start(plan.warm_start, spec) if plan.warm_start else None
+        records = tuner.run_trials(plan, config, spec, data, warm)
     except RecsysError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

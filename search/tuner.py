@@ -25,6 +25,7 @@ from search.plan import SearchPlan
 from search.reports import TrialRecord
 from search.space import SearchSpec
 from search.trainable import train_trial
+from search.warmstart import WarmStart
 
 log = logging.getLogger(__name__)
 
@@ -73,19 +74,22 @@ def to_domain(spec: dict[str, list]) -> Any:
     return tune.choice(list(args))
 
 
-def run_trials(plan: SearchPlan, config: Config, spec: SearchSpec, data: PreparedData) -> list[TrialRecord]:
+def run_trials(plan: SearchPlan, config: Config, spec: SearchSpec, data: PreparedData,
+               warm: WarmStart | None = None) -> list[TrialRecord]:
     """Run (or continue) the search's trials; returns every trial's record, finished or not."""
     threads = max(1, int(plan.cpus_per_trial))
     trainable = tune.with_parameters(train_trial, data=data, threads=threads, metric=spec.settings.metric,
                                      mode=spec.settings.mode)
     trainable = tune.with_resources(trainable,
                                     {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial})
-    results = build_tuner(plan, config, spec, trainable).fit()
+    results = build_tuner(plan, config, spec, trainable, warm).fit()
     return trial_records(results)
 
 
-def build_tuner(plan: SearchPlan, config: Config, spec: SearchSpec, trainable: Any) -> tune.Tuner:
-    """A new Tuner, or the interrupted one restored with its searcher state and finished trials."""
+def build_tuner(plan: SearchPlan, config: Config, spec: SearchSpec, trainable: Any,
+                warm: WarmStart | None = None) -> tune.Tuner:
+    """A new Tuner, or the interrupted one restored with its searcher state and finished trials. A new one
+    evaluates the base config first, or, warm-started, first learns the earlier search's trials."""
     if tune.Tuner.can_restore(plan.tune_path):
         log.info("resuming %s", plan.tune_path)
         return tune.Tuner.restore(plan.tune_path, trainable=trainable, resume_unfinished=True, resume_errored=False)
@@ -95,7 +99,7 @@ def build_tuner(plan: SearchPlan, config: Config, spec: SearchSpec, trainable: A
     if not all(_inside(value, spec.space[key]) for key, value in start.items()):
         log.warning("the base config lies outside the search space; it is not evaluated first")
         start = None
-    searcher = OptunaSearch(sampler=TPESampler(seed=settings.seed), points_to_evaluate=[start] if start else None)
+    searcher = searcher_for(settings.seed, [start] if start else None, warm)
     param_space = {**config.to_dict(), "epochs": settings.max_epochs,
                    **{key: to_domain(value) for key, value in spec.space.items()}}
     scheduler = ASHAScheduler(max_t=settings.max_epochs, grace_period=settings.grace_period,
@@ -116,6 +120,15 @@ def build_tuner(plan: SearchPlan, config: Config, spec: SearchSpec, trainable: A
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             failure_config=tune.FailureConfig(max_failures=0)),
     )
+
+
+def searcher_for(seed: int, first: list[dict[str, Any]] | None, warm: WarmStart | None) -> OptunaSearch:
+    """Optuna's TPE, seeded; told a warm start's trials (with their values), else evaluating `first` first."""
+    if warm is not None:
+        log.info("warm start: Optuna learns %d trials of %s first", len(warm.points), warm.source)
+        return OptunaSearch(sampler=TPESampler(seed=seed), points_to_evaluate=warm.points,
+                            evaluated_rewards=warm.rewards)
+    return OptunaSearch(sampler=TPESampler(seed=seed), points_to_evaluate=first)
 
 
 def trial_folder_name(trial: tune.experiment.Trial) -> str:

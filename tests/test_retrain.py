@@ -99,3 +99,11 @@ def test_loading_a_foreign_file_is_a_clear_error(tmp_path):
     (tmp_path / "model.pt").write_bytes(b"not a model")
     with pytest.raises(DataError, match="is not a model saved by this project"):
         load_model(tmp_path)
+
+
+def test_a_warm_started_search_runs_and_says_where_it_started(searched, tmp_path):
+    assert search_cli.main(["--samples", "2", "--storage", str(tmp_path), "--name", "warm", "--warm-start",
+                            str(searched), "--space", write_space(tmp_path), *TINY]) == 0
+    assert yaml.safe_load((tmp_path / "warm" / "search.yaml").read_text())["warm_start"] == str(searched)
+    assert f"Optuna first learnt the finished trials of `{searched}`" in (tmp_path / "warm" / "summary.md").read_text()
+    assert len(pd.read_csv(tmp_path / "warm" / "trials.csv")) == 2
