@@ -49,8 +49,8 @@ class Config:
     batch_size: int = 64
     lr: float = 0.001
     weight_decay: float = 0.0
-    epochs: int = 10
-    patience: int = 0
+    epochs: int = 30
+    patience: int = 3
     seed: int = 0
     device: str = "auto"
     bf16: bool = True

@@ -20,7 +20,7 @@ class SearchSettings:
     """How a search decides; the defaults are configs/space.yaml's `search` section (a test keeps them equal)."""
     metric: str = "val_ndcg@5"    # validation metric to optimise
     mode: str = "max"
-    max_epochs: int = 20          # the most epochs a trial may train (its `epochs`)
+    max_epochs: int = 30          # the most epochs a trial may train (its `epochs`)
     scheduler: str = "asha"       # asha or fifo
     grace_period: int = 2         # ASHA: epochs before a trial can be stopped
     reduction_factor: float = 3   # ASHA: 1 in this many goes on at each rung
