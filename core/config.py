@@ -53,7 +53,7 @@ class Config:
     patience: int = 3
     seed: int = 0
     device: str = "auto"
-    bf16: bool = True
+    bf16: bool = False
     # evaluation
     ks: tuple[int, ...] = (5, 10, 20)
     exclude_seen: bool = False
