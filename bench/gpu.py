@@ -29,7 +29,6 @@ SIZES = {"default": {"synthetic_customers": 3000}, "30k-customers": {"synthetic_
 
 def train_once(size: str, bf16: bool, epochs: int, device: str = "cuda") -> dict:
     """Train the default config on a synthetic log; seconds per epoch after the first, targets/s, val NDCG@5."""
-    import torch
 
     from core.config import build_config
     from core.data import prepare_data

@@ -1,0 +1,66 @@
+"""The README's default search, timed as a user runs it, several times: wall time, trial-epochs, epochs spent
+after each trial's peak, best validation NDCG@5; today's defaults against the earlier ones in one run.
+
+    python bench/default_search.py [--runs 3] [--variants patience no-patience]
+
+`patience`: the defaults (at most 30 epochs, patience 3). `no-patience`: the earlier defaults (at most 20
+epochs, every trial runs until ASHA stops it or the cap). Outputs in bench/out/searches/.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = {"patience": [], "no-patience": ["--set", "patience=0", "--max-epochs", "20"]}
+
+
+def run(variant: str, index: int, storage: Path) -> dict:
+    name = f"default-{variant}-{int(time.time())}-{index}"
+    command = [sys.executable, "-m", "search.run", "--samples", "50", "--name", name, "--storage", str(storage),
+               *VARIANTS[variant]]
+    began = time.perf_counter()
+    subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - began
+    trials = pd.read_csv(storage / name / "trials.csv")
+    after_peak = (trials["epochs_run"] - trials["peak_epoch"]).clip(lower=0)
+    return {"variant": variant, "wall_seconds": wall, "trial_epochs": int(trials["epochs_run"].sum()),
+            "after_peak": int(after_peak.sum()), "best": float(trials["best_val_ndcg@5"].max()),
+            "plateaued": int((trials["status"] == "plateaued").sum())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    args = parser.parse_args()
+    storage = ROOT / "bench/out/searches"
+    rows = []
+    for index in range(args.runs):  # interleaved, so that a change in machine load hits both variants
+        for variant in args.variants:
+            rows.append(run(variant, index, storage))
+            print(rows[-1], flush=True)
+    print(f"\n{date.today()}; {os.cpu_count()} CPUs; python -m search.run --samples 50 (dashboard on), {args.runs} runs")
+    print("| defaults | run | wall (s) | trial-epochs | after the trial's peak | plateaued | best val NDCG@5 |\n"
+          "| --- | --- | --- | --- | --- | --- | --- |")
+    for row in rows:
+        print(f"| {row['variant']} | | {row['wall_seconds']:.0f} | {row['trial_epochs']} | {row['after_peak']} | "
+              f"{row['plateaued']} | {row['best']:.4f} |")
+    for variant in args.variants:
+        mine = [r for r in rows if r["variant"] == variant]
+        print(f"| {variant} | median | {statistics.median(r['wall_seconds'] for r in mine):.0f} | "
+              f"{statistics.median(r['trial_epochs'] for r in mine):.0f} | "
+              f"{statistics.median(r['after_peak'] for r in mine):.0f} | | "
+              f"{statistics.median(r['best'] for r in mine):.4f} |")
+
+
+if __name__ == "__main__":
+    main()
