@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from search import importance
+
 STATUS_COMPLETED, STATUS_STOPPED, STATUS_ERRORED, STATUS_UNFINISHED = "completed", "early-stopped", "errored", "unfinished"
 
 
@@ -121,7 +123,9 @@ def write_summary(path: Path, table: pd.DataFrame, info: dict[str, Any]) -> None
     if len(errored):
         lines += ["", "## Errored trials", ""]
         lines += [f"- trial {int(r['trial'])} ({r['trial_id']}): {r['error']}" for _, r in errored.iterrows()]
-    lines += ["", "Plots: `search_progress.png`, `learning_curves.png`, `parameters.png`. Every trial: `trials.csv`.", ""]
+    lines += importance.summary_lines(table, info)  # importance of each setting, edge-of-range warnings
+    lines += ["", "Plots: `search_progress.png`, `learning_curves.png`, `parameters.png`, `importance.png`. "
+                  "Every trial: `trials.csv`.", ""]
     path.write_text("\n".join(lines))
 
 
@@ -208,4 +212,5 @@ def write_outputs(folder: Path, records: list[dict[str, Any]], info: dict[str, A
         write_best_config(folder / "best_config.yaml", record, best, info["metric"], info["name"])
     write_summary(folder / "summary.md", table, info)
     write_plots(folder, records, table, info)
+    importance.plot_importance(folder / "importance.png", table, info)
     return table
