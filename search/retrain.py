@@ -63,6 +63,9 @@ def summarise(per_seed: list[dict[str, float]]) -> dict[str, dict[str, float]]:
 def retrain(folder: Path, seeds: int = 1, force: bool = False) -> dict[str, Any]:
     """Retrain on training + validation, test once; write final/ and return the metrics."""
     plan, config = load_experiment(folder, force)
+    if plan.get("mlflow"):  # a tracked search: fail now, not after training, if the extra is missing
+        from search.tracking import require_mlflow
+        require_mlflow()
     data = prepare_data(config)
     searched_on = plan.get("data_fingerprint")
     if searched_on and searched_on != data.fingerprint() and not force:
@@ -89,6 +92,9 @@ def retrain(folder: Path, seeds: int = 1, force: bool = False) -> dict[str, Any]
     }
     (final / "metrics.json").write_text(json.dumps(metrics, indent=2))
     (final / "report.md").write_text(test_report(metrics, config))
+    if plan.get("mlflow"):
+        from search.tracking import log_retrain
+        log_retrain(plan["mlflow"], folder.name, config.to_dict(), metrics, final)
     return metrics
 
 

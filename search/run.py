@@ -28,11 +28,12 @@ from core.errors import ConfigError, RecsysError
 from core.trainable import evaluate_baselines
 from search.outputs import write_outputs
 from search.space import SEARCH_DEFAULTS, SearchSpec, load_search_spec
+from search.tracking import require_mlflow, tracking_uri, tune_callbacks
 
 log = logging.getLogger("search")
 PLAN_FILE = "search.yaml"
 FIXED_ON_RESUME = ("samples", "data", "config", "overrides", "space", "max_epochs", "seed", "scheduler",
-                   "cpus_per_trial", "gpus_per_trial", "concurrency")
+                   "cpus_per_trial", "gpus_per_trial", "concurrency", "mlflow")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -64,6 +65,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="asha stops weak trials early; fifo runs every trial to --max-epochs "
                              "(default: the space file's)")
     parser.add_argument("--no-dashboard", action="store_true", help="start the local Ray without its dashboard")
+    parser.add_argument("--mlflow", nargs="?", const="", metavar="URI",
+                        help="log every trial (and the retrain) to MLflow, one experiment per search (default URI: "
+                             "mlruns/ beside the searches, e.g. results/mlruns); needs pip install -e \".[mlflow]\"")
     parser.add_argument("--num-cpus", type=int, help="local Ray only: CPUs it may use (default: all)")
     parser.add_argument("--num-gpus", type=float,
                         help="local Ray only: GPUs it may schedule (default: detected); a logical count "
@@ -105,9 +109,12 @@ def new_plan(args: argparse.Namespace) -> dict[str, Any]:
     if folder.exists() and any(folder.iterdir()):
         raise ConfigError(f"{folder} already holds a search; continue it with --resume --name {name}, "
                           "or choose another --name")
+    if args.mlflow is not None:
+        require_mlflow()  # before Ray starts: a missing extra is one clear line
     return {"name": name, "storage": storage, "folder": str(folder), "samples": args.samples or 50,
             "cpus_per_trial": args.cpus_per_trial or 1.0, "gpus_per_trial": args.gpus_per_trial,
             "concurrency": args.concurrency, "config": config.to_dict(), "search": spec.to_dict(),
+            "mlflow": None if args.mlflow is None else tracking_uri(args.mlflow, folder.parent),
             "status": "running", "created": datetime.now().isoformat(timespec="seconds")}
 
 
@@ -122,6 +129,8 @@ def resumed_plan(args: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError(f"a resumed search keeps its settings; drop {', '.join(fixed)} "
                           f"(they are in {folder / PLAN_FILE})")
     plan = yaml.safe_load((folder / PLAN_FILE).read_text())
+    if plan.get("mlflow"):  # its Tune callback is restored with the experiment
+        require_mlflow()
     plan["status"] = "running"
     return plan
 
@@ -199,7 +208,7 @@ def build_tuner(plan: dict[str, Any], config: Config, spec: SearchSpec, trainabl
                 metric_columns={"epoch": "epoch", spec.metric: spec.metric, "val_loss": "val_loss"},
                 parameter_columns=list(spec.space), max_report_frequency=20, sort_by_metric=True,
                 max_progress_rows=15),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1), callbacks=tune_callbacks(plan),
             failure_config=tune.FailureConfig(max_failures=0)),
     )
 
