@@ -25,7 +25,7 @@ OUTPUT_SUFFIXES = (".parquet", ".csv")
 
 
 def recommend_all(saved: SavedModel, customers: Iterable[int | str] | None = None, k: int = 10,
-                  include_seen: bool = False, batch_size: int = 2048,
+                  include_seen: bool = False, batch_size: int = 4096,
                   on_batch: Callable[[int], None] | None = None) -> pd.DataFrame:
     """Top-k for every customer (or the given ones, in that order): customer, rank, item_number, descriptions, score.
 
@@ -75,7 +75,7 @@ def read_customer_ids(path: str | Path) -> list[str]:
 
 @torch.no_grad()
 def top_k_items(model: LSTMRecommender, items: np.ndarray, user_start: np.ndarray, positions: np.ndarray,
-                k: int, max_seq_len: int, include_seen: bool = False, batch_size: int = 2048,
+                k: int, max_seq_len: int, include_seen: bool = False, batch_size: int = 4096,
                 on_batch: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(C, k) item ids and (C, k) probabilities for the customers at `positions`; id 0 / score 0 where fewer
     than k items are left to recommend."""

@@ -1,5 +1,7 @@
 """MLflow tracking of a search and its retrain, and the one-line error when the extra is missing."""
+import struct
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -38,6 +40,10 @@ def test_a_tracked_search_writes_one_run_per_trial_and_the_retrain_adds_one(tmp_
         assert [m.step for m in curve] == list(range(1, len(curve) + 1)) and len(curve) >= 1
         assert "config/lr" not in run.data.metrics and "train_loss" in run.data.metrics
 
+    curves = [tensorboard_scalars(path).get("ray/tune/val_ndcg_5") for path in (tmp_path / "tracked").glob(
+        "*/events.out.tfevents.*")]  # Ray's TensorBoard files: one curve per trial, step = epoch
+    assert len(curves) == 2 and all(c and [step for step, _ in c] == list(range(1, len(c) + 1)) for c in curves)
+
     assert retrain_cli.main([str(tmp_path / "tracked")]) == 0
     retrained, = client.search_runs([experiment.experiment_id], filter_string="tags.role = 'retrain'")
     assert {"test_ndcg_at_5", "test_ndcg_at_5_std", "markov_test_ndcg_at_5"} <= set(retrained.data.metrics)
@@ -58,3 +64,17 @@ def test_a_missing_extra_is_one_clear_error_before_anything_runs(tmp_path, monke
     (folder / "best_config.yaml").write_text(yaml.safe_dump({"epochs": 1}))
     assert retrain_cli.main([str(folder)]) == 2
     assert 'pip install -e ".[mlflow]"' in capsys.readouterr().err and not (folder / "final").exists()
+
+
+def tensorboard_scalars(path: Path) -> dict[str, list[tuple[int, float]]]:
+    """tag -> [(step, value)] from a TensorBoard event file (TFRecord framing, tensorboardX's protobuf)."""
+    from tensorboardX.proto import event_pb2
+
+    data, offset, scalars = path.read_bytes(), 0, {}
+    while offset < len(data):
+        length, = struct.unpack("<Q", data[offset:offset + 8])
+        event = event_pb2.Event.FromString(data[offset + 12:offset + 12 + length])
+        offset += 12 + length + 4
+        for value in event.summary.value:
+            scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
+    return scalars
