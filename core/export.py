@@ -115,14 +115,14 @@ def _top_k_probabilities(logits: torch.Tensor, masked: torch.Tensor,
     """
     n_columns = logits.shape[1]
     flat = logits.view(-1)
-    hidden_values = flat[masked]                                                              # (S,)
+    masked_values = flat[masked]                                                              # (S,)
     flat[masked] = float("-inf")
     values, indices = torch.topk(logits, k, dim=1)                                            # (B, k)
     row = masked // n_columns
     shift = values[:, 0].clone()                                                              # (B,) row maximum:
-    shift.scatter_reduce_(0, row, hidden_values, reduce="amax")                                # of kept or masked
+    shift.scatter_reduce_(0, row, masked_values, reduce="amax")                                # of kept or masked
     total = logits.sub_(shift[:, None]).exp_().sum(dim=1)                                     # (B,)
-    total.index_add_(0, row, torch.exp(hidden_values - shift[row]))
+    total.index_add_(0, row, torch.exp(masked_values - shift[row]))
     scores = torch.exp(values - shift[:, None]) / total[:, None]                             # -inf -> 0
     indices[~torch.isfinite(values)] = 0
     return values, indices, scores
