@@ -43,6 +43,7 @@ class SearchPlan:
     data_fingerprint: str | None = None
     wall_seconds: float = 0.0    # summed over the runs of a resumed search
     warm_start: str | None = None  # the earlier search whose trials were told to Optuna first
+    mlflow: str | None = None      # the MLflow tracking URI, when the search is tracked
 
     @property
     def path(self) -> Path:

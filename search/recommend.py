@@ -2,6 +2,9 @@
 
 `--items A,B,C` gives a history of item numbers (oldest first) instead of a customer. Items the history
 already holds are left out unless --include-seen. Needs only the final folder, not the training data.
+`--all --out recs.parquet` (or .csv) exports the top-K of every customer; `--customers FILE --out ...` of
+the customers listed in FILE, one id per line. In Python: core.recommend.recommend_for and
+core.export.recommend_all.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import pandas as pd
 from core.artifact import load_model
 from core.errors import RecsysError
 from core.recommend import recommend_for
+from search.export import add_export_arguments, export
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,9 +27,15 @@ def main(argv: list[str] | None = None) -> int:
     who = parser.add_mutually_exclusive_group(required=True)
     who.add_argument("--customer", help="a customer id from the data")
     who.add_argument("--items", help="item numbers, oldest first, separated by commas")
+    who.add_argument("--all", action="store_true", help="export the top-k of every customer to --out")
+    who.add_argument("--customers", metavar="FILE", help="export the top-k of the customers in FILE "
+                                                         "(one id per line) to --out")
     parser.add_argument("--k", type=int, default=5, help="how many items (default 5)")
     parser.add_argument("--include-seen", action="store_true", help="allow items already in the history")
+    add_export_arguments(parser)
     args = parser.parse_args(argv)
+    if args.all or args.customers:
+        return export(args, parser)
     began = time.perf_counter()
     try:
         saved = load_model(args.model)

@@ -16,6 +16,7 @@ import pandas as pd
 import yaml
 
 from core.metrics import KINDS, metric_name, parse_metric_name
+from search import importance
 from search.plan import BEST_CONFIG_FILE, SearchPlan, Status
 from search.plots import write_plots
 from search.records import TrialRecord
@@ -132,7 +133,9 @@ def write_summary(path: Path, table: pd.DataFrame, plan: SearchPlan, spec: Searc
     if len(errored):
         lines += ["", "## Errored trials", ""]
         lines += [f"- trial {int(r['trial'])} ({r['trial_id']}): {r['error']}" for _, r in errored.iterrows()]
-    lines += ["", "Plots: `search_progress.png`, `learning_curves.png`, `parameters.png`. Every trial: `trials.csv`.", ""]
+    lines += importance.summary_lines(table, spec)  # importance of each setting, edge-of-range warnings
+    lines += ["", "Plots: `search_progress.png`, `learning_curves.png`, `parameters.png`, `importance.png`. "
+                  "Every trial: `trials.csv`.", ""]
     path.write_text("\n".join(lines))
 
 
@@ -213,4 +216,5 @@ def write_outputs(folder: Path, records: list[TrialRecord], plan: SearchPlan, sp
         write_best_config(folder / BEST_CONFIG_FILE, record, best, settings.metric, plan.name)
     write_summary(folder / "summary.md", table, plan, spec, facts)
     write_plots(folder, records, table, plan.name, spec, facts.baselines)
+    importance.plot_importance(folder / "importance.png", table, spec)
     return table

@@ -34,6 +34,7 @@ from search.plan import (
     load_plan,
 )
 from search.reports import retrain_report
+from search.tracking import log_retrain, require_mlflow
 
 log = logging.getLogger("search.retrain")
 
@@ -70,6 +71,8 @@ def summarise(per_seed: list[dict[str, float]]) -> dict[str, dict[str, float]]:
 def retrain(folder: Path, seeds: int = 1, force: bool = False) -> dict[str, Any]:
     """Retrain on training + validation, test once; write final/ and return the metrics."""
     plan, config = load_experiment(folder, force)
+    if plan.mlflow:  # a tracked search: fail now, not after training, if the extra is missing
+        require_mlflow()
     data = prepare_data(config)
     searched_on = plan.data_fingerprint
     if searched_on and searched_on != data.fingerprint() and not force:
@@ -96,6 +99,8 @@ def retrain(folder: Path, seeds: int = 1, force: bool = False) -> dict[str, Any]
     }
     (final / "metrics.json").write_text(json.dumps(metrics, indent=2))
     (final / "report.md").write_text(retrain_report(metrics, config.ks))
+    if plan.mlflow:
+        log_retrain(plan.mlflow, folder.name, config.to_dict(), metrics, final)
     return metrics
 
 

@@ -25,10 +25,11 @@ from search import tuner
 from search.plan import PLAN_FILE, SearchPlan, Status, load_plan
 from search.reports import SearchFacts, write_outputs
 from search.space import SearchSpec, load_search_spec
+from search.tracking import require_mlflow, tracking_uri
 from search.warmstart import load_warm_start
 
 FIXED_ON_RESUME = ("samples", "data", "config", "overrides", "space", "max_epochs", "seed", "scheduler",
-                   "cpus_per_trial", "gpus_per_trial", "concurrency", "warm_start")
+                   "cpus_per_trial", "gpus_per_trial", "concurrency", "warm_start", "mlflow")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -62,6 +63,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warm-start", metavar="FOLDER",
                         help="an earlier search (results/<name>) whose finished trials Optuna learns from before "
                              "proposing anything; only the settings both spaces share are carried over")
+    parser.add_argument("--mlflow", nargs="?", const="", metavar="URI",
+                        help="log every trial (and the retrain) to MLflow, one experiment per search (default URI: "
+                             "mlruns/ beside the searches, e.g. results/mlruns); needs pip install -e \".[mlflow]\"")
     parser.add_argument("--no-dashboard", action="store_true", help="start the local Ray without its dashboard")
     parser.add_argument("--num-cpus", type=int, help="local Ray only: CPUs it may use (default: all)")
     parser.add_argument("--num-gpus", type=float,
@@ -101,6 +105,8 @@ def new_plan(args: argparse.Namespace) -> SearchPlan:
                             scheduler=args.scheduler)
     name = args.name or datetime.now().strftime("search-%Y%m%d-%H%M%S")
     storage, folder = experiment_folder(args.storage, name)
+    if args.mlflow is not None:
+        require_mlflow()  # before Ray starts: a missing extra is one clear line
     if args.warm_start:
         load_warm_start(args.warm_start, spec)  # refuse an incompatible search before anything starts
     if folder.exists() and any(folder.iterdir()):
@@ -110,7 +116,8 @@ def new_plan(args: argparse.Namespace) -> SearchPlan:
                       cpus_per_trial=args.cpus_per_trial or 1.0, gpus_per_trial=args.gpus_per_trial,
                       concurrency=args.concurrency, config=config.to_dict(), search=spec.to_dict(),
                       status=Status.RUNNING, created=datetime.now().isoformat(timespec="seconds"),
-                      warm_start=str(Path(args.warm_start).resolve()) if args.warm_start else None)
+                      warm_start=str(Path(args.warm_start).resolve()) if args.warm_start else None,
+                      mlflow=None if args.mlflow is None else tracking_uri(args.mlflow, folder.parent))
 
 
 def resumed_plan(args: argparse.Namespace) -> SearchPlan:
@@ -123,7 +130,10 @@ def resumed_plan(args: argparse.Namespace) -> SearchPlan:
     if fixed:
         raise ConfigError(f"a resumed search keeps its settings; drop {', '.join(fixed)} "
                           f"(they are in {folder / PLAN_FILE})")
-    return dataclasses.replace(load_plan(folder), status=Status.RUNNING)
+    plan = load_plan(folder)
+    if plan.mlflow:  # its Tune callback is restored with the experiment
+        require_mlflow()
+    return dataclasses.replace(plan, status=Status.RUNNING)
 
 
 def main(argv: list[str] | None = None) -> int:

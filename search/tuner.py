@@ -24,6 +24,7 @@ from core.errors import ConfigError
 from search.plan import SearchPlan
 from search.reports import TrialRecord
 from search.space import SearchSpec
+from search.tracking import tune_callbacks
 from search.trainable import train_trial
 from search.warmstart import WarmStart
 
@@ -117,7 +118,7 @@ def build_tuner(plan: SearchPlan, config: Config, spec: SearchSpec, trainable: A
             trial_dirname_creator=trial_folder_name, reuse_actors=True),
         run_config=tune.RunConfig(
             name=plan.name, storage_path=plan.storage, verbose=1, progress_reporter=reporter,
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1), callbacks=tune_callbacks(plan.mlflow, plan.name),
             failure_config=tune.FailureConfig(max_failures=0)),
     )
 
