@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from core.artifact import SavedModel
 from core.errors import DataError
 from core.model import LSTMRecommender
 
@@ -69,3 +70,16 @@ def recommend(model: LSTMRecommender, catalog: pd.DataFrame, history: np.ndarray
         "description_2": rows["description_2"].to_numpy(),
         "score": top.values.cpu().numpy(),
     })
+
+
+def recommend_for(saved: SavedModel, customer: int | str | None = None, items: list[int | str] | None = None,
+                  k: int = 5, include_seen: bool = False) -> pd.DataFrame:
+    """Top-k for a known customer, or for a history of item numbers: rank, item_number, descriptions, score."""
+    if (customer is None) == (items is None):
+        raise DataError("give either a customer or a history of items, not both")
+    if customer is not None:
+        history = customer_history(saved.user_ids, saved.user_start, saved.items, customer)
+    else:
+        history = item_ids_for_numbers(saved.catalog, items)
+    return recommend(saved.model, saved.catalog, history, k=k, max_seq_len=saved.config.max_seq_len,
+                     exclude_seen=not include_seen)

@@ -11,22 +11,9 @@ import time
 
 import pandas as pd
 
-from core.artifact import SavedModel, load_model
-from core.errors import DataError, RecsysError
-from core.recommend import customer_history, item_ids_for_numbers, recommend
-
-
-def recommend_for(saved: SavedModel, customer: int | str | None = None, items: list[int | str] | None = None,
-                  k: int = 5, include_seen: bool = False) -> pd.DataFrame:
-    """Top-k for a known customer, or for a history of item numbers: rank, item_number, descriptions, score."""
-    if (customer is None) == (items is None):
-        raise DataError("give either a customer or a history of items, not both")
-    if customer is not None:
-        history = customer_history(saved.user_ids, saved.user_start, saved.items, customer)
-    else:
-        history = item_ids_for_numbers(saved.catalog, items)
-    return recommend(saved.model, saved.catalog, history, k=k, max_seq_len=saved.config.max_seq_len,
-                     exclude_seen=not include_seen)
+from core.artifact import load_model
+from core.errors import RecsysError
+from core.recommend import recommend_for
 
 
 def main(argv: list[str] | None = None) -> int:
