@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
 from ray import serve
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -29,6 +30,7 @@ from search.serve_requests import Query, RequestError, query_from_body, query_fr
 log = logging.getLogger("ray.serve")
 APP_NAME = "seqrec"
 MAX_BODY_BYTES = 1 << 20
+MAX_BATCH_SIZE, BATCH_WAIT_MS = 32, 2.0  # defaults of --max-batch-size and --batch-wait-ms
 
 
 def model_card(folder: str | Path, saved: SavedModel) -> dict[str, Any]:
@@ -47,12 +49,24 @@ def model_card(folder: str | Path, saved: SavedModel) -> dict[str, Any]:
     }
 
 
+async def read_body(request: Request) -> bytes:
+    """The request's body, refused (413) beyond MAX_BODY_BYTES; by its declared length when it has one."""
+    too_large = RequestError(413, f"the body is larger than {MAX_BODY_BYTES:,} bytes")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise too_large
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise too_large
+    return body
+
+
 @serve.deployment(name="recommender", max_ongoing_requests=64)
 class Recommender:
     """One replica: the model loaded once, requests checked one by one and scored in batches."""
 
-    def __init__(self, folder: str, threads: int = 1, max_batch_size: int = 32, batch_wait_s: float = 0.002):
-        import torch
+    def __init__(self, folder: str, threads: int = 1, max_batch_size: int = MAX_BATCH_SIZE,
+                 batch_wait_s: float = BATCH_WAIT_MS / 1000):
         torch.set_num_threads(threads)
         self.saved = load_model(folder)
         self.card = model_card(folder, self.saved)
@@ -68,10 +82,7 @@ class Recommender:
             if route == ("GET", "/recommend"):
                 return JSONResponse(await self.rank(query_from_params(request.query_params, self.saved)))
             if route == ("POST", "/recommend"):
-                body = await request.body()
-                if len(body) > MAX_BODY_BYTES:
-                    raise RequestError(413, f"the body has {len(body):,} bytes, more than {MAX_BODY_BYTES:,}")
-                return JSONResponse(await self.rank(query_from_body(body, self.saved)))
+                return JSONResponse(await self.rank(query_from_body(await read_body(request), self.saved)))
             if route == ("GET", "/healthz"):
                 return JSONResponse({"status": "ok", "search": self.card["search"]})
             if route == ("GET", "/model"):
@@ -86,7 +97,7 @@ class Recommender:
             log.exception("request %s %s failed", request.method, request.url.path)
             return JSONResponse({"error": "internal error (logged by the server)"}, status_code=500)
 
-    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
+    @serve.batch(max_batch_size=MAX_BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_MS / 1000)
     async def rank(self, queries: list[Query]) -> list[dict[str, Any]]:
         """Score a batch of checked queries in one forward pass."""
         tops = recommend_batch(self.saved.model, [q.history for q in queries], [q.k for q in queries],
@@ -103,8 +114,8 @@ class Recommender:
                 "recommendations": rows}
 
 
-def build_app(folder: str | Path, replicas: int = 1, threads: int = 1, max_batch_size: int = 32,
-              batch_wait_ms: float = 2.0) -> serve.Application:
+def build_app(folder: str | Path, replicas: int = 1, threads: int = 1, max_batch_size: int = MAX_BATCH_SIZE,
+              batch_wait_ms: float = BATCH_WAIT_MS) -> serve.Application:
     """The Serve application: `replicas` copies of the model, each with `threads` torch threads and CPUs."""
     deployment = Recommender.options(num_replicas=replicas, ray_actor_options={"num_cpus": threads},
                                      max_ongoing_requests=max(64, 2 * max_batch_size))
@@ -120,9 +131,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
     parser.add_argument("--replicas", type=int, default=1, help="copies of the model (default 1)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads and CPUs per replica (default 1)")
-    parser.add_argument("--max-batch-size", type=int, default=32, help="requests per forward pass at most (default 32)")
-    parser.add_argument("--batch-wait-ms", type=float, default=2.0,
-                        help="how long a batch waits for more requests once one arrived (default 2 ms)")
+    parser.add_argument("--max-batch-size", type=int, default=MAX_BATCH_SIZE,
+                        help=f"requests per forward pass at most (default {MAX_BATCH_SIZE})")
+    parser.add_argument("--batch-wait-ms", type=float, default=BATCH_WAIT_MS,
+                        help=f"how long a batch waits for more requests once one arrived (default {BATCH_WAIT_MS:g} ms)")
     parser.add_argument("--address", help="run on a running Ray cluster (e.g. auto, or host:6379); "
                                           "default: start a local Ray")
     parser.add_argument("--access-log", action="store_true", help="log every request (costs throughput)")

@@ -127,6 +127,7 @@ BAD_REQUESTS = [
     ("POST", "/recommend", "{\"items\": [{i}], \"k\": 1000}", 400, "k must be an integer from 1 to {n}"),
     ("POST", "/recommend", "{\"items\": [{i}], \"include_seen\": \"no\"}", 400, "include_seen must be true"),
     ("POST", "/recommend", "{\"items\": [{i}], \"customer\": 5}", 400, "unknown key customer"),
+    ("POST", "/recommend", "{\"items\": [" + "1, " * 400_000 + "1]}", 413, "larger than 1,048,576 bytes"),
     ("DELETE", "/recommend", None, 405, "no route DELETE /recommend"),
     ("GET", "/nowhere", None, 404, "no route GET /nowhere"),
 ]
