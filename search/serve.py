@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import ray
 import torch
 from ray import serve
 from starlette.requests import Request
@@ -160,7 +161,6 @@ def check_port_free(host: str, port: int) -> None:
 
 def start(args: argparse.Namespace) -> None:
     """Start (or join) Ray, then Serve with the HTTP options, then the application."""
-    import ray
     if args.address:
         ray.init(address=args.address, logging_level=logging.WARNING)
     else:
@@ -180,7 +180,6 @@ def start(args: argparse.Namespace) -> None:
 
 def stop(args: argparse.Namespace) -> None:
     """Remove the application; a local Ray goes with Serve, a cluster keeps running."""
-    import ray
     if args.address:
         serve.delete(APP_NAME)
     else:
