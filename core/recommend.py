@@ -9,6 +9,7 @@ import torch
 
 from core.artifact import SavedModel
 from core.errors import DataError
+from core.export import top_k_items
 from core.model import LSTMRecommender
 
 
@@ -83,3 +84,26 @@ def recommend_for(saved: SavedModel, customer: int | str | None = None, items: l
         history = item_ids_for_numbers(saved.catalog, items)
     return recommend(saved.model, saved.catalog, history, k=k, max_seq_len=saved.config.max_seq_len,
                      exclude_seen=not include_seen)
+
+
+def recommend_batch(model: LSTMRecommender, histories: list[np.ndarray], ks: list[int], max_seq_len: int,
+                    exclude_seen: list[bool]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per history (item ids, oldest first): its top-k item ids and probabilities, ranked as `recommend` does,
+    in one batched pass per setting of exclude_seen (an online server's batch of requests)."""
+    if not histories or any(len(h) == 0 for h in histories):
+        raise DataError("every history needs at least one item")
+    if min(ks) < 1:
+        raise DataError(f"k must be at least 1, got {min(ks)}")
+    items = np.concatenate([np.asarray(h, dtype=np.int64) for h in histories])
+    starts = np.r_[0, np.cumsum([len(h) for h in histories])].astype(np.int64)
+    answers: list[tuple[np.ndarray, np.ndarray]] = [(np.empty(0, np.int64), np.empty(0, np.float32))] * len(histories)
+    for include_seen in (False, True):
+        rows = np.flatnonzero(np.asarray(exclude_seen) != include_seen)
+        if len(rows) == 0:
+            continue
+        ids, scores = top_k_items(model, items, starts, rows, k=max(ks), max_seq_len=max_seq_len,
+                                  include_seen=include_seen, batch_size=len(rows))
+        for row, row_ids, row_scores in zip(rows, ids, scores):
+            keep = row_ids[:ks[row]] > 0  # 0: fewer than k items were left to recommend
+            answers[row] = (row_ids[:ks[row]][keep], row_scores[:ks[row]][keep])
+    return answers
