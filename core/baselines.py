@@ -32,13 +32,9 @@ def popularity_scorer(data: PreparedData, last_period: int, device: torch.device
     return score
 
 
-def markov_scorer(data: PreparedData, last_period: int, device: torch.device) -> Scorer:
-    """Scores = how often each item followed the history's last item in training, popularity breaking ties.
-
-    Popularity is scaled below 1, so it only orders items with equal transition counts (and items
-    after a last item never seen in training).
-    """
-    counts = item_counts(data, last_period)
+def markov_table(data: PreparedData, last_period: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Transition counts between consecutive training events of a customer, CSR by source item:
+    (indptr (N + 2,), follower, count); the followers of item i are follower[indptr[i]:indptr[i + 1]]."""
     train = training_mask(data, last_period)
     position = np.arange(len(data.items))
     pair = train[1:] & train[:-1] & (history_starts(data)[1:] < position[1:])  # same customer, both training
@@ -46,8 +42,19 @@ def markov_scorer(data: PreparedData, last_period: int, device: torch.device) ->
     n = data.n_items + 1
     pairs, weight = np.unique(source * n + target, return_counts=True)
     indptr = np.searchsorted(pairs // n, np.arange(n + 1))  # transitions of item i: indptr[i]:indptr[i + 1]
+    return indptr, pairs % n, weight
+
+
+def markov_scorer(data: PreparedData, last_period: int, device: torch.device) -> Scorer:
+    """Scores = how often each item followed the history's last item in training, popularity breaking ties.
+
+    Popularity is scaled below 1, so it only orders items with equal transition counts (and items
+    after a last item never seen in training).
+    """
+    counts = item_counts(data, last_period)
     as_tensor = lambda a, dtype: torch.as_tensor(a, dtype=dtype, device=device)
-    indptr, follower, weight = as_tensor(indptr, torch.long), as_tensor(pairs % n, torch.long), as_tensor(
+    indptr, follower, weight = markov_table(data, last_period)
+    indptr, follower, weight = as_tensor(indptr, torch.long), as_tensor(follower, torch.long), as_tensor(
         weight, torch.float32)
     prior = as_tensor(counts / (counts.sum() + 1.0), torch.float32)
 

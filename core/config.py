@@ -43,6 +43,7 @@ class Config:
     hidden_dim: int = 128
     num_layers: int = 1
     dropout: float = 0.2
+    markov_residual: bool = False
     # training
     sample_mode: str = "all_positions"
     window_overlap: float = 0.75

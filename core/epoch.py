@@ -46,10 +46,12 @@ def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sample
                 valid = targets > 0
                 if samples.loss_from is not None:
                     valid &= torch.arange(width, device=items.device) >= samples.loss_from[batch, None]
-                logits, targets = model.logits(hidden[valid]), targets[valid]  # (M, N + 1), (M,)
+                targets = targets[valid]  # (M,)
+                logits = model.logits(hidden[valid], last=inputs[valid], targets=targets)  # (M, N + 1)
             else:
-                last = hidden[torch.arange(len(batch), device=items.device), length - 1]  # (B, H)
-                logits, targets = model.logits(last), items[start + length]
+                at_end = torch.arange(len(batch), device=items.device), length - 1
+                targets = items[start + length]
+                logits = model.logits(hidden[at_end], last=inputs[at_end], targets=targets)  # (B, N + 1)
         loss = F.cross_entropy(logits.float(), targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -24,8 +24,8 @@ def model_scorer(model: torch.nn.Module) -> Scorer:
     def score(inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         with torch.autocast(inputs.device.type, enabled=False):
             hidden = model(inputs)
-            last = hidden[torch.arange(len(inputs), device=inputs.device), lengths - 1]  # (B, H)
-            return model.logits(last).float()
+            at_end = torch.arange(len(inputs), device=inputs.device), lengths - 1
+            return model.logits(hidden[at_end], last=inputs[at_end]).float()  # (B, N + 1)
     return score
 
 

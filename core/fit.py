@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from core.baselines import markov_table
 from core.config import Config, build_config
 from core.data import PreparedData, prepare_data
 from core.epoch import train_epoch
@@ -110,8 +111,11 @@ def fit(config: Config | Mapping[str, Any], data: PreparedData | None = None, re
     targets = evaluation_targets(data, target_period, config.max_seq_len, device)
 
     torch.manual_seed(config.seed)
-    model = build_model(data.n_items, config.embed_dim, config.hidden_dim, config.num_layers, config.dropout)
+    model = build_model(data.n_items, config.embed_dim, config.hidden_dim, config.num_layers, config.dropout,
+                        config.markov_residual)
     model.to(device)
+    if config.markov_residual:
+        model.set_markov_table(*markov_table(data, last_train_period))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     result = FitResult(model=model, config=config)
     patience = Patience(config.patience, monitor or metric_name("ndcg", config.ks[0], "val"), mode) \

@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from core.baselines import evaluate_baselines, markov_scorer, popularity_scorer
+from core.baselines import (
+    evaluate_baselines,
+    markov_scorer,
+    markov_table,
+    popularity_scorer,
+)
 from core.config import build_config
 from core.data import prepare_data
 from core.epoch import DivergedError, train_epoch
@@ -186,3 +191,22 @@ def test_scores_are_fp32_inside_a_bf16_autocast_region(tiny_config):
 def test_targets_that_repeat_an_earlier_item_are_counted():
     stats = hand_built_data().stats  # validation: customer 1 rents 2 again, customer 2 rents 3 for the first time
     assert (stats["val_targets"], stats["val_repeat_targets"], stats["test_repeat_targets"]) == (2, 1, 0)
+
+
+def test_the_markov_residual_adds_w_log1p_counts_and_leaves_the_own_pair_out_in_training():
+    data = hand_built_data()  # training transitions: 1->2 twice, 2->3 once, 4->4 once
+    model = build_model(data.n_items, 4, 6, 1, 0.0, markov_residual=True)
+    model.set_markov_table(*markov_table(data, TRAIN))
+    with torch.no_grad():
+        model.markov_weight.fill_(2.0)
+    hidden, last = torch.randn(3, 6), torch.tensor([1, 2, 3])
+    plain = model.output(hidden)
+    added = model.logits(hidden, last=last) - plain
+    expected = torch.zeros(3, 5)
+    expected[0, 2], expected[1, 3] = 2 * math.log(3), 2 * math.log(2)  # after 3: nothing followed in training
+    assert torch.allclose(added, expected, atol=1e-6)
+    training = model.logits(hidden, last=last, targets=torch.tensor([2, 3, 1])) - plain
+    expected[0, 2], expected[1, 3] = 2 * math.log(2), 0.0  # each position's own pair counted once less
+    assert torch.allclose(training, expected, atol=1e-6)
+    block = plain.detach().clone()  # the export's in-place, sparse path agrees with the dense one
+    assert torch.allclose(model.add_markov_residual_(block, last), model.logits(hidden, last=last), atol=1e-6)
