@@ -18,6 +18,7 @@ from core.data import prepare_data
 from core.errors import RecsysError
 from core.fit import fit
 from core.metrics import of_split
+from core.threads import apply_threads
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.data:
             overrides["data"] = args.data
         config = resolve_config(args.config, overrides)
+        apply_threads(config)
         began = time.perf_counter()
         data = prepare_data(config)
         prepared = time.perf_counter()

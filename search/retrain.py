@@ -25,6 +25,7 @@ from core.data import prepare_data
 from core.errors import ConfigError, RecsysError
 from core.fit import fit
 from core.metrics import of_split
+from core.threads import apply_threads
 from search.plan import (
     BEST_CONFIG_FILE,
     FINAL_FOLDER,
@@ -70,6 +71,7 @@ def summarise(per_seed: list[dict[str, float]]) -> dict[str, dict[str, float]]:
 def retrain(folder: Path, seeds: int = 1, force: bool = False) -> dict[str, Any]:
     """Retrain on training + validation, test once; write final/ and return the metrics."""
     plan, config = load_experiment(folder, force)
+    apply_threads(config)
     data = prepare_data(config)
     searched_on = plan.data_fingerprint
     if searched_on and searched_on != data.fingerprint() and not force:
