@@ -6,6 +6,7 @@ retrain. Frozen: a change is a new plan (dataclasses.replace), saved at once.
 from __future__ import annotations
 
 import dataclasses
+import shlex
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -42,6 +43,7 @@ class SearchPlan:
     created: str
     data_fingerprint: str | None = None
     wall_seconds: float = 0.0    # summed over the runs of a resumed search
+    address: str | None = None   # the --address of its latest run (None: a local Ray)
 
     @property
     def path(self) -> Path:
@@ -55,13 +57,15 @@ class SearchPlan:
         return str(Path(self.storage) / self.name)
 
     def resume_command(self, address: str | None = None) -> str:
-        """The command that continues this search, as it must be typed."""
-        command = f"python -m search.run --resume --name {self.name}"
+        """The command that continues this search, as it must be typed (with --storage and --address when
+        they were used)."""
+        command = f"python -m search.run --resume --name {shlex.quote(self.name)}"
         default_storage = str(Path("results").resolve())
         if self.storage != default_storage:
-            command += f" --storage {self.storage}"
+            command += f" --storage {shlex.quote(self.storage)}"
+        address = address or self.address
         if address:
-            command += f" --address {address}"
+            command += f" --address {shlex.quote(address)}"
         return command
 
     def save(self) -> SearchPlan:
@@ -79,7 +83,7 @@ def load_plan(folder: str | Path) -> SearchPlan:
         raise ConfigError(f"{Path(folder)} has no {PLAN_FILE}: not a search folder made by python -m search.run")
     values = load_yaml(path)
     names = {f.name for f in dataclasses.fields(SearchPlan)}
-    missing = sorted(names - set(values) - {"data_fingerprint", "wall_seconds"})
+    missing = sorted(names - set(values) - {"data_fingerprint", "wall_seconds", "address"})
     if missing:
         raise ConfigError(f"{path}: missing {', '.join(missing)}; not a plan written by python -m search.run")
     try:
