@@ -21,9 +21,8 @@ from core.baselines import evaluate_baselines
 from core.config import Config, build_config, parse_overrides, resolve_config
 from core.data import PreparedData, prepare_data
 from core.errors import ConfigError, RecsysError
-from search import tuner
+from search import endings, tuner
 from search.connect import DEFAULT_CONNECT_TIMEOUT_S
-from search import endings
 from search.endings import SearchStopped, stop_signals
 from search.plan import PLAN_FILE, SearchPlan, Status, load_plan
 from search.reports import SearchFacts, write_outputs
