@@ -22,6 +22,7 @@ from core.sources import load_event_log, load_movielens, load_sequences, load_sy
 from core.split import PERIOD_NAMES, TEST, TRAIN, VALID, split_periods
 
 log = logging.getLogger(__name__)
+LATER_SETTINGS = {"time_format": None, "drop_duplicates": True}  # data settings added later, at their defaults
 
 
 @dataclass
@@ -40,7 +41,9 @@ class PreparedData:
 
     def fingerprint(self) -> str:
         """A short hash of the settings and the prepared arrays: equal fingerprints, equal data."""
-        digest = hashlib.sha256(repr(sorted(self.settings.items())).encode())
+        # settings added after searches were saved count only when set: their data keeps its fingerprint
+        settings = {k: v for k, v in self.settings.items() if LATER_SETTINGS.get(k, object()) != v}
+        digest = hashlib.sha256(repr(sorted(settings.items())).encode())
         for array in (self.items, self.user_start, self.period, self.catalog["item_number"].to_numpy()):
             digest.update(np.ascontiguousarray(array).tobytes())
         return digest.hexdigest()[:16]

@@ -1,4 +1,6 @@
 """Times are read as written or refused, never guessed; repeated rows are counted and dropped unless kept."""
+import dataclasses
+
 import pandas as pd
 import pytest
 
@@ -70,3 +72,11 @@ def test_repeated_rows_are_counted_and_dropped_unless_kept(tmp_path):
     assert dropped.stats["duplicate_events"] == 2 and len(dropped.items) == 5
     kept = prepare_data(build_config({"data": str(path), "split": "leave_one_out", "drop_duplicates": False}))
     assert kept.stats["duplicate_events"] == 2 and len(kept.items) == 7
+
+
+def test_the_new_data_settings_at_their_defaults_keep_earlier_fingerprints():
+    data = prepare_data(build_config({"synthetic_customers": 50, "synthetic_items": 140}))
+    before = {k: v for k, v in data.settings.items() if k not in ("time_format", "drop_duplicates")}
+    assert data.fingerprint() == dataclasses.replace(data, settings=before).fingerprint()
+    changed = dict(data.settings, time_format="%Y-%m-%d")
+    assert data.fingerprint() != dataclasses.replace(data, settings=changed).fingerprint()
