@@ -44,10 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.data:
             overrides["data"] = args.data
         config = resolve_config(args.config, overrides)
-        apply_threads(config)
         began = time.perf_counter()
         data = prepare_data(config)
         prepared = time.perf_counter()
+        apply_threads(config)  # after the data, so that a data error stays the one line printed
         split = "test" if args.test else "val"
         result = fit(config, data, evaluate_on=split)
         baselines = evaluate_baselines(config, data, evaluate_on=split)

@@ -139,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(name).setLevel(logging.INFO)
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the compact status table, not a box per finished trial
+    os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")  # an errored trial's traceback: its error.txt only
     began = time.perf_counter()
     try:
         plan = resumed_plan(args) if args.resume else new_plan(args)

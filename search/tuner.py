@@ -107,7 +107,7 @@ def build_tuner(plan: SearchPlan, config: Config, spec: SearchSpec, trainable: A
     reporter = tune.CLIReporter(metric_columns={"epoch": "epoch", settings.metric: settings.metric,
                                                 "val_loss": "val_loss"},
                                 parameter_columns=list(spec.space), max_report_frequency=20, sort_by_metric=True,
-                                max_progress_rows=15, max_error_rows=0)  # errors: search.endings
+                                max_progress_rows=15)
     return tune.Tuner(
         trainable, param_space=param_space,
         tune_config=tune.TuneConfig(
