@@ -4,6 +4,7 @@ plain values only, and loaded with weights_only=True: loading never unpickles ar
 """
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,8 +64,17 @@ def load_model(folder: str | Path, device: str = "cpu") -> SavedModel:
         raise DataError(f"no saved model at {path} (retrain first: python -m search.retrain results/<name>)")
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "not an allowed global" not in str(err) and "Unsupported global" not in str(err):
+            raise DataError(f"{path} is not a model saved by this project: not a torch file (damaged, or "
+                            "another format)") from None
+        # objects beyond tensors and plain values: never loaded, and no advice to load them unsafely
+        raise DataError(f"{path} is not a model saved by this project: it holds Python objects other than "
+                        "tensors and plain values, and loading those could run code; retrain to get a model.pt "
+                        "made by this project") from None
     except Exception as err:  # a corrupt or foreign file: say which
-        raise DataError(f"{path} is not a model saved by this project: {err}") from None
+        raise DataError(f"{path} is not a model saved by this project ({type(err).__name__}: "
+                        f"{str(err).strip().splitlines()[0] if str(err).strip() else 'unreadable'})") from None
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
         raise DataError(f"{path} is not a model saved by this project (format version "
                         f"{payload.get('format_version') if isinstance(payload, dict) else '?'})")

@@ -37,6 +37,8 @@ class Config:
     split: str = "time"
     val_quantile: float = 0.70
     test_quantile: float = 0.85
+    time_format: str | None = None
+    drop_duplicates: bool = True
     # model
     max_seq_len: int = 20
     embed_dim: int = 64
@@ -55,6 +57,7 @@ class Config:
     seed: int = 0
     device: str = "auto"
     bf16: bool = False
+    threads: int | str = "auto"
     # evaluation
     ks: tuple[int, ...] = (5, 10, 20)
     exclude_seen: bool = False
@@ -74,7 +77,7 @@ class Config:
 DATA_KEYS = (
     "data", "data_format", "user_col", "time_col", "item_col", "description_1_col", "description_2_col",
     "synthetic_customers", "synthetic_items", "synthetic_seed", "min_user_events",
-    "split", "val_quantile", "test_quantile",
+    "split", "val_quantile", "test_quantile", "time_format", "drop_duplicates",
 )
 FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(Config)}
 CHOICES = {
@@ -97,8 +100,8 @@ RANGES = {
     "dropout": (0.0, 1.0, True, False),
     "window_overlap": (0.0, 1.0, True, False),
     "batch_size": (1, None, True, True),
-    "lr": (0.0, None, False, True),
-    "weight_decay": (0.0, None, True, True),
+    "lr": (0.0, 10.0, False, True),  # finite and bounded: beyond 10 Adam only diverges
+    "weight_decay": (0.0, 10.0, True, True),
     "epochs": (1, None, True, True),
     "patience": (0, None, True, True),
     "eval_batch_size": (1, None, True, True),
@@ -128,7 +131,13 @@ def _check_type(key: str, value: Any) -> tuple[Any, str | None]:
             return value, f"{key}: expected a non-empty string, got {value!r}"
     elif kind == "str | None":
         if value is not None and (not isinstance(value, str) or not value):
-            return value, f"{key}: expected a column name or null, got {value!r}"
+            what = "a strftime pattern such as '%d/%m/%Y'" if key == "time_format" else "a column name"
+            return value, f"{key}: expected {what} or null, got {value!r}"
+        if key == "time_format" and value is not None and "%" not in value:
+            return value, f"{key}: expected a strftime pattern such as '%d/%m/%Y' (with % codes), got {value!r}"
+    elif kind == "int | str":  # threads
+        if value != "auto" and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            return value, f"{key}: expected auto or a positive integer, got {value!r}"
     elif kind == "tuple[int, ...]":
         items = value if isinstance(value, (list, tuple)) else [value]
         if not items or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in items):

@@ -16,12 +16,13 @@ import numpy as np
 import pandas as pd
 
 from core.config import Config
-from core.errors import DataError
+from core.dates import describe_times
+from core.errors import DataError, rows_text
 from core.sources import load_event_log, load_movielens, load_sequences, load_synthetic
 from core.split import PERIOD_NAMES, TEST, TRAIN, VALID, split_periods
 
 log = logging.getLogger(__name__)
-
+LATER_SETTINGS = {"time_format": None, "drop_duplicates": True}  # data settings added later, at their defaults
 
 
 @dataclass
@@ -40,7 +41,9 @@ class PreparedData:
 
     def fingerprint(self) -> str:
         """A short hash of the settings and the prepared arrays: equal fingerprints, equal data."""
-        digest = hashlib.sha256(repr(sorted(self.settings.items())).encode())
+        # settings added after searches were saved count only when set: their data keeps its fingerprint
+        settings = {k: v for k, v in self.settings.items() if LATER_SETTINGS.get(k, object()) != v}
+        digest = hashlib.sha256(repr(sorted(settings.items())).encode())
         for array in (self.items, self.user_start, self.period, self.catalog["item_number"].to_numpy()):
             digest.update(np.ascontiguousarray(array).tobytes())
         return digest.hexdigest()[:16]
@@ -55,13 +58,14 @@ def load_interactions(config: Config) -> pd.DataFrame:
     if config.data_format == "sequences":
         return load_sequences(config.data)
     return load_event_log(config.data, config.user_col, config.time_col, config.item_col,
-                          config.description_1_col, config.description_2_col)
+                          config.description_1_col, config.description_2_col, config.time_format)
 
 
 def prepare_data(config: Config, interactions: pd.DataFrame | None = None) -> PreparedData:
     """Load (unless given), drop short customers, sort, encode items, split: everything trials share."""
     frame = load_interactions(config) if interactions is None else interactions
     stats: dict[str, Any] = {"events_loaded": len(frame), "customers_loaded": int(frame["user"].nunique())}
+    frame = count_duplicates(frame, config.drop_duplicates, stats)
     sizes = frame.groupby("user")["user"].transform("size").to_numpy()
     keep = sizes >= config.min_user_events
     stats["customers_dropped"] = int(frame.loc[~keep, "user"].nunique())
@@ -87,11 +91,25 @@ def prepare_data(config: Config, interactions: pd.DataFrame | None = None) -> Pr
     users = user[user_start[:-1]]
     period, cut_info = split_periods(frame["time"], user_start, config)
     stats.update(cut_info)
+    if config.split == "time":
+        stats["times"] = describe_times(frame["time"])
     data = PreparedData(items=item_ids, user_start=user_start, period=period, user_ids=users,
                         catalog=catalog, settings=config.data_settings())
     data.stats = describe(data, stats)
     log.info("data: %s", ", ".join(f"{k} {v}" for k, v in data.stats.items()))
     return data
+
+
+def count_duplicates(frame: pd.DataFrame, drop: bool, stats: dict[str, Any]) -> pd.DataFrame:
+    """Count repeated (customer, time, item) rows in `stats`; drop them (keeping the first) when asked."""
+    repeated = frame.duplicated(["user", "time", "item"]).to_numpy()
+    stats["duplicate_events"] = int(repeated.sum())
+    if repeated.any():
+        lines = frame["line"].to_numpy()[repeated]
+        action = "dropped (drop_duplicates: false keeps them)" if drop else "kept as events (drop_duplicates: false)"
+        log.warning("data: %d repeated (customer, time, item) rows %s, e.g. at %s", repeated.sum(), action,
+                    rows_text(lines))
+    return frame[~repeated] if drop and repeated.any() else frame
 
 
 def describe(data: PreparedData, stats: dict[str, Any]) -> dict[str, Any]:

@@ -12,22 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.dates import parse_times
 from core.errors import DataError
+from core.errors import rows_text as _rows_text
 from core.synthetic import generate_rentals
-
-MAX_LISTED = 5
-
-
-def _rows_text(lines: np.ndarray | pd.Index | list, values: pd.Series | None = None, unit: str = "line") -> str:
-    """'line 3' or 'lines 3, 17, 40 (and 12 more)', with the offending values when given."""
-    lines = list(lines)
-    shown = lines[:MAX_LISTED]
-    if values is not None:
-        parts = [f"{line} ({value!r})" for line, value in zip(shown, list(values)[:MAX_LISTED])]
-    else:
-        parts = [str(line) for line in shown]
-    more = f" (and {len(lines) - MAX_LISTED} more)" if len(lines) > MAX_LISTED else ""
-    return f"{unit}{'s' if len(lines) > 1 else ''} " + ", ".join(parts) + more
 
 
 def _read_table(path: Path) -> tuple[pd.DataFrame, str, int]:
@@ -44,13 +32,29 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, str, int]:
         frame = pd.read_parquet(path) if is_parquet else pd.read_csv(path, low_memory=False)
     except pd.errors.EmptyDataError:
         raise DataError(f"data file {path} is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as err:
-        kind = "Parquet" if is_parquet else "CSV"
-        raise DataError(f"data file {path} cannot be read as {kind}: {err}") from None
+    except UnicodeDecodeError as err:
+        raise DataError(f"data file {path} cannot be read as CSV: byte {err.object[err.start]:#04x} at position "
+                        f"{err.start} is not UTF-8 text (a binary file, or another encoding: save it as UTF-8 CSV "
+                        "or as .parquet)") from None
+    except pd.errors.ParserError as err:
+        raise DataError(f"data file {path} cannot be read as CSV: {_parser_problem(err)}") from None
+    except (OSError, ValueError) as err:
+        if is_parquet:
+            raise DataError(f"data file {path} cannot be read as Parquet: the file is damaged or not Parquet "
+                            f"({type(err).__name__}); write it again, or save it as .csv") from None
+        raise DataError(f"data file {path} cannot be read as CSV ({type(err).__name__}: "
+                        f"{str(err).splitlines()[0] if str(err) else ''})") from None
     if frame.empty:
         raise DataError(f"data file {path} has no rows (columns found: {', '.join(map(str, frame.columns))})")
     # CSV: report file line numbers (the header is line 1); Parquet: row numbers from 1
     return frame, ("row" if is_parquet else "line"), (1 if is_parquet else 2)
+
+
+def _parser_problem(err: pd.errors.ParserError) -> str:
+    """pandas' tokenizer message ('Error tokenizing data. C error: Expected 5 fields in line 3, saw 7') in short."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    detail = text.split("C error: ", 1)[-1]
+    return f"{detail[0].lower()}{detail[1:]}" if detail else "the rows do not split into the header's columns"
 
 
 def _integer_ids(column: pd.Series, name: str, where: str, lines: np.ndarray, unit: str) -> np.ndarray:
@@ -70,37 +74,19 @@ def _integer_ids(column: pd.Series, name: str, where: str, lines: np.ndarray, un
     return numbers.to_numpy().astype(np.int64)
 
 
-def _parse_times(column: pd.Series, name: str, where: str, lines: np.ndarray, unit: str) -> pd.Series:
-    """Numbers stay numbers (e.g. unix seconds); anything else must parse as dates."""
-    null = column.isna().to_numpy()
-    if null.any():
-        raise DataError(f"{where}: column {name!r} has empty times at {_rows_text(lines[null], unit=unit)}")
-    if pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(column.dtype):
-        return column
-    if pd.api.types.is_datetime64_any_dtype(column.dtype):
-        return column
-    parsed = pd.to_datetime(column, errors="coerce")
-    if parsed.isna().any():
-        parsed = pd.to_datetime(column, errors="coerce", format="mixed")
-    bad = parsed.isna().to_numpy()
-    if bad.any():
-        raise DataError(f"{where}: column {name!r} has values that are not dates at "
-                        f"{_rows_text(lines[bad], column[bad], unit=unit)}")
-    return parsed
-
-
 def load_event_log(path: str | Path, user_col: str, time_col: str, item_col: str,
-                   description_1_col: str | None, description_2_col: str | None) -> pd.DataFrame:
-    """A CSV or Parquet event log with the given column names."""
+                   description_1_col: str | None, description_2_col: str | None,
+                   time_format: str | None = None) -> pd.DataFrame:
+    """A CSV or Parquet event log with the given column names; times as core.dates reads them."""
     path = Path(path)
     frame, unit, first = _read_table(path)
     return _interactions_from_frame(frame, str(path), unit, first, user_col, time_col, item_col,
-                                    description_1_col, description_2_col)
+                                    description_1_col, description_2_col, time_format)
 
 
 def _interactions_from_frame(frame: pd.DataFrame, where: str, unit: str, first: int, user_col: str,
                              time_col: str, item_col: str, description_1_col: str | None,
-                             description_2_col: str | None) -> pd.DataFrame:
+                             description_2_col: str | None, time_format: str | None = None) -> pd.DataFrame:
     wanted = {"user_col": user_col, "time_col": time_col, "item_col": item_col,
               "description_1_col": description_1_col, "description_2_col": description_2_col}
     missing = [f"{col!r} (setting {key})" for key, col in wanted.items() if col is not None and col not in frame]
@@ -110,9 +96,12 @@ def _interactions_from_frame(frame: pd.DataFrame, where: str, unit: str, first: 
         raise DataError(f"{where}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}; "
                         f"columns found: {', '.join(map(str, frame.columns))}{hint}")
     lines = np.arange(len(frame)) + first
+    null = frame[time_col].isna().to_numpy()
+    if null.any():
+        raise DataError(f"{where}: column {time_col!r} has empty times at {_rows_text(lines[null], unit=unit)}")
     return pd.DataFrame({
         "user": _integer_ids(frame[user_col], user_col, where, lines, unit),
-        "time": _parse_times(frame[time_col], time_col, where, lines, unit).to_numpy(),
+        "time": parse_times(frame[time_col], time_col, where, lines, unit, time_format).to_numpy(),
         "item": _integer_ids(frame[item_col], item_col, where, lines, unit),
         "description_1": _descriptions(frame, description_1_col),
         "description_2": _descriptions(frame, description_2_col),

@@ -20,6 +20,7 @@ from core.data import prepare_data
 from core.errors import RecsysError
 from core.fit import fit
 from core.metrics import of_split
+from core.threads import apply_threads
 
 log = logging.getLogger("core.train")
 
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         began = time.perf_counter()
         data = prepare_data(config)
         prepared = time.perf_counter()
+        apply_threads(config)  # after the data, so that a data error stays the one line printed
         split = "test" if args.test else "val"
         if args.test and config.patience:  # the epochs to train come from validation, as a search's peak does
             config = dataclasses.replace(config, epochs=fit(config, data).best_epoch or config.epochs)

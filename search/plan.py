@@ -6,6 +6,7 @@ retrain. Frozen: a change is a new plan (dataclasses.replace), saved at once.
 from __future__ import annotations
 
 import dataclasses
+import shlex
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -44,6 +45,7 @@ class SearchPlan:
     wall_seconds: float = 0.0    # summed over the runs of a resumed search
     warm_start: str | None = None  # the earlier search whose trials were told to Optuna first
     mlflow: str | None = None      # the MLflow tracking URI, when the search is tracked
+    address: str | None = None   # the --address of its latest run (None: a local Ray)
 
     @property
     def path(self) -> Path:
@@ -57,13 +59,15 @@ class SearchPlan:
         return str(Path(self.storage) / self.name)
 
     def resume_command(self, address: str | None = None) -> str:
-        """The command that continues this search, as it must be typed."""
-        command = f"python -m search.run --resume --name {self.name}"
+        """The command that continues this search, as it must be typed (with --storage and --address when
+        they were used)."""
+        command = f"python -m search.run --resume --name {shlex.quote(self.name)}"
         default_storage = str(Path("results").resolve())
         if self.storage != default_storage:
-            command += f" --storage {self.storage}"
+            command += f" --storage {shlex.quote(self.storage)}"
+        address = address or self.address
         if address:
-            command += f" --address {address}"
+            command += f" --address {shlex.quote(address)}"
         return command
 
     def save(self) -> SearchPlan:

@@ -17,6 +17,7 @@ import pandas as pd
 from core.artifact import load_model
 from core.errors import RecsysError
 from core.recommend import recommend_for
+from core.threads import apply_threads
 from search.export import add_export_arguments, export
 
 
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     began = time.perf_counter()
     try:
         saved = load_model(args.model)
+        apply_threads(saved.config)
         items = [i for i in args.items.split(",") if i.strip()] if args.items else None
         top = recommend_for(saved, customer=args.customer, items=items, k=args.k, include_seen=args.include_seen)
     except RecsysError as err:

@@ -186,9 +186,10 @@ def retrain_report(metrics: dict[str, Any], ks: tuple[int, ...]) -> str:
     """A retrained model's test results: mean ± std over seeds beside the baselines, every metric at every K."""
     names = [metric_name(kind, k) for k in ks for kind in KINDS]
     mean, std = metrics["model"]["mean"], metrics["model"]["std"]
+    spread = (lambda n: f" ± {std[n]:.4f}") if len(metrics["seeds"]) > 1 else (lambda n: "")
     header = "| recommender | " + " | ".join(names) + " |\n|" + " --- |" * (len(names) + 1)
     rows = [f"| LSTM (best config, {len(metrics['seeds'])} seed{'s' * (len(metrics['seeds']) > 1)}) | "
-            + " | ".join(f"{mean[n]:.4f} ± {std[n]:.4f}" for n in names) + " |"]
+            + " | ".join(f"{mean[n]:.4f}{spread(n)}" for n in names) + " |"]
     for key, label in (("markov", "Markov (last item)"), ("most_popular", "most popular")):
         rows.append(f"| {label} | " + " | ".join(f"{metrics[key][n]:.4f}" for n in names) + " |")
     stats = metrics["data_stats"]
@@ -199,6 +200,8 @@ def retrain_report(metrics: dict[str, Any], ks: tuple[int, ...]) -> str:
         f"({stats.get('test_cold_targets')} with an item never seen in training, scored as they come), "
         f"full ranking over {stats.get('items')} items, seen items {'excluded' if metrics['exclude_seen'] else 'kept'}.",
         "", header, *rows, "",
+        *(["One seed: no spread to report (retrain with --seeds 3 for mean ± std).", ""]
+          if len(metrics["seeds"]) == 1 else []),
         f"Data `{metrics['data']}` (fingerprint {metrics['data_fingerprint']}); seeds {metrics['seeds']}; "
         f"retrained {metrics['retrained']} in {metrics['retrain_seconds']} s. Model: `model.pt` "
         "(recommend with python -m search.recommend).", ""])

@@ -25,6 +25,7 @@ from core.data import prepare_data
 from core.errors import ConfigError, RecsysError
 from core.fit import fit
 from core.metrics import of_split
+from core.threads import apply_threads
 from search.plan import (
     BEST_CONFIG_FILE,
     FINAL_FOLDER,
@@ -73,6 +74,7 @@ def retrain(folder: Path, seeds: int = 1, force: bool = False) -> dict[str, Any]
     plan, config = load_experiment(folder, force)
     if plan.mlflow:  # a tracked search: fail now, not after training, if the extra is missing
         require_mlflow()
+    apply_threads(config)
     data = prepare_data(config)
     searched_on = plan.data_fingerprint
     if searched_on and searched_on != data.fingerprint() and not force:

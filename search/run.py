@@ -21,7 +21,9 @@ from core.baselines import evaluate_baselines
 from core.config import Config, build_config, parse_overrides, resolve_config
 from core.data import PreparedData, prepare_data
 from core.errors import ConfigError, RecsysError
-from search import tuner
+from search import endings, tuner
+from search.connect import DEFAULT_CONNECT_TIMEOUT_S
+from search.endings import SearchStopped, stop_signals
 from search.plan import PLAN_FILE, SearchPlan, Status, load_plan
 from search.reports import SearchFacts, write_outputs
 from search.space import SearchSpec, load_search_spec
@@ -29,7 +31,8 @@ from search.tracking import require_mlflow, tracking_uri
 from search.warmstart import load_warm_start
 
 FIXED_ON_RESUME = ("samples", "data", "config", "overrides", "space", "max_epochs", "seed", "scheduler",
-                   "cpus_per_trial", "gpus_per_trial", "concurrency", "warm_start", "mlflow")
+                   "cpus_per_trial", "gpus_per_trial", "concurrency", "warm_start", "mlflow", "grace_period",
+                   "reduction_factor")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -66,6 +69,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mlflow", nargs="?", const="", metavar="URI",
                         help="log every trial (and the retrain) to MLflow, one experiment per search (default URI: "
                              "mlruns/ beside the searches, e.g. results/mlruns); needs pip install -e \".[mlflow]\"")
+    parser.add_argument("--grace-period", type=int,
+                        help="ASHA: epochs every trial runs before it can be stopped (default: the space file's)")
+    parser.add_argument("--reduction-factor", type=float,
+                        help="ASHA: 1 in this many trials goes on at each rung (default: the space file's)")
+    parser.add_argument("--connect-timeout", type=float, default=DEFAULT_CONNECT_TIMEOUT_S,
+                        help=f"with --address: seconds to reach the cluster before giving up "
+                             f"(default {DEFAULT_CONNECT_TIMEOUT_S:g})")
     parser.add_argument("--no-dashboard", action="store_true", help="start the local Ray without its dashboard")
     parser.add_argument("--num-cpus", type=int, help="local Ray only: CPUs it may use (default: all)")
     parser.add_argument("--num-gpus", type=float,
@@ -78,6 +88,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--cpus-per-trial must be positive")
     if args.gpus_per_trial is not None and args.gpus_per_trial < 0:
         parser.error("--gpus-per-trial must be 0 or more")
+    if args.connect_timeout <= 0:
+        parser.error("--connect-timeout must be positive")
     if args.resume and not args.name:
         parser.error("--resume needs --name of the search to continue")
     if args.address and (args.num_cpus is not None or args.num_gpus is not None):
@@ -102,7 +114,8 @@ def new_plan(args: argparse.Namespace) -> SearchPlan:
     if config.data_format != "synthetic":  # trials and retraining may run elsewhere: keep an absolute path
         config = dataclasses.replace(config, data=str(Path(config.data).resolve()))
     spec = load_search_spec(args.space, config, max_epochs=args.max_epochs, seed=args.seed,
-                            scheduler=args.scheduler)
+                            scheduler=args.scheduler, grace_period=args.grace_period,
+                            reduction_factor=args.reduction_factor)
     name = args.name or datetime.now().strftime("search-%Y%m%d-%H%M%S")
     storage, folder = experiment_folder(args.storage, name)
     if args.mlflow is not None:
@@ -117,7 +130,8 @@ def new_plan(args: argparse.Namespace) -> SearchPlan:
                       concurrency=args.concurrency, config=config.to_dict(), search=spec.to_dict(),
                       status=Status.RUNNING, created=datetime.now().isoformat(timespec="seconds"),
                       warm_start=str(Path(args.warm_start).resolve()) if args.warm_start else None,
-                      mlflow=None if args.mlflow is None else tracking_uri(args.mlflow, folder.parent))
+                      mlflow=None if args.mlflow is None else tracking_uri(args.mlflow, folder.parent),
+                      address=args.address)
 
 
 def resumed_plan(args: argparse.Namespace) -> SearchPlan:
@@ -133,7 +147,7 @@ def resumed_plan(args: argparse.Namespace) -> SearchPlan:
     plan = load_plan(folder)
     if plan.mlflow:  # its Tune callback is restored with the experiment
         require_mlflow()
-    return dataclasses.replace(plan, status=Status.RUNNING)
+    return dataclasses.replace(plan, status=Status.RUNNING, address=args.address)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(name).setLevel(logging.INFO)
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the compact status table, not a box per finished trial
+    os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")  # an errored trial's traceback: its error.txt only
     began = time.perf_counter()
     try:
         plan = resumed_plan(args) if args.resume else new_plan(args)
@@ -153,40 +168,64 @@ def main(argv: list[str] | None = None) -> int:
         if plan.data_fingerprint not in (None, data.fingerprint()):
             raise ConfigError(f"the data of {config.data} changed since search {plan.name} started "
                               f"(fingerprint {data.fingerprint()} vs {plan.data_fingerprint}); start a new search")
-        plan = dataclasses.replace(plan, data_fingerprint=data.fingerprint()).save()
+        plan = dataclasses.replace(plan, data_fingerprint=data.fingerprint())  # saved once Ray is reached
         baselines = evaluate_baselines(config, data, evaluate_on="val")
     except RecsysError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    return run_search(args, plan, config, spec, data, baselines, began, prepared)
+    except KeyboardInterrupt:
+        print("interrupted before the search started; nothing was written", file=sys.stderr)
+        return 130
+    with stop_signals():
+        return run_search(args, plan, config, spec, data, baselines, began, prepared)
 
 
 def run_search(args: argparse.Namespace, plan: SearchPlan, config: Config, spec: SearchSpec, data: PreparedData,
                baselines: dict[str, dict[str, float]], began: float, prepared: float) -> int:
     """Start Ray, run the trials, write the reports; the exit code says how it ended."""
     ray_began = time.perf_counter()
-    context = tuner.start_ray(args.address, not args.no_dashboard, args.num_cpus, args.num_gpus)
+    try:  # the plan is first saved after this: a cluster that cannot be reached leaves nothing behind
+        context = tuner.start_ray(args.address, not args.no_dashboard, args.num_cpus, args.num_gpus,
+                                  args.connect_timeout)
+    except RecsysError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except SearchStopped as stop:
+        tuner.stop_ray()
+        print(f"{stop.signal_name}: stopped while starting Ray, before any trial; nothing was written",
+              file=sys.stderr)
+        return 130
+    endings.catch()
     ray_seconds = time.perf_counter() - ray_began
+    records = None
     try:
         plan = tuner.resolve_resources(plan).save()
         if getattr(context, "dashboard_url", None):
             print(f"Ray dashboard: http://{context.dashboard_url}", file=sys.stderr)
         print(f"Search {plan.name}: {plan.samples} trials, {plan.concurrency} at a time, {plan.cpus_per_trial:g} CPU"
               f" + {plan.gpus_per_trial:g} GPU each; outputs in {plan.folder}", file=sys.stderr)
+        endings.quiet_trial_tracebacks()
         warm = load_warm_start(plan.warm_start, spec) if plan.warm_start else None
         records = tuner.run_trials(plan, config, spec, data, warm)
+    except SearchStopped as stop:
+        print(f"\n{stop.signal_name}: stopping now; the summary is written from the results saved so far",
+              file=sys.stderr)
     except RecsysError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except Exception as err:  # a failure inside Ray: keep the details, say how to go on
         error_log = Path(plan.folder) / "error.log"
         error_log.write_text(traceback.format_exc())
-        print(f"error: the search stopped: {type(err).__name__}: {str(err).strip().splitlines()[-1:]}\n"
+        dataclasses.replace(plan, status=Status.INTERRUPTED).save()
+        print(f"error: the search stopped: {type(err).__name__}: {endings.error_line(str(err))}\n"
               f"details: {error_log}\nfinished trials are kept; resume with: {plan.resume_command(args.address)}",
               file=sys.stderr)
         return 1
     finally:
+        endings.finishing()
         tuner.stop_ray()
+    if records is None:
+        records = tuner.records_on_disk(plan)
     finished = len(records) == plan.samples and all(r.done or r.error for r in records)
     plan = dataclasses.replace(plan, status=Status.FINISHED if finished else Status.INTERRUPTED,
                                wall_seconds=plan.wall_seconds + time.perf_counter() - began).save()

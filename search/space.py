@@ -3,6 +3,8 @@ config before Ray starts (search.tuner turns it into Tune domains)."""
 from __future__ import annotations
 
 import dataclasses
+import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,7 +57,8 @@ def _number(value: Any) -> Any:
 def _check_param(key: str, spec: Any, base: Config) -> tuple[dict | None, list[str]]:
     """One searched setting: (normalised spec, problems)."""
     if key not in FIELD_TYPES:
-        return None, [f"space.{key}: not a setting (valid: {', '.join(FIELD_TYPES)})"]
+        return None, [f"space.{key}: not a setting ({_did_you_mean(key, FIELD_TYPES)}"
+                      f"valid: {', '.join(FIELD_TYPES)})"]
     if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
         return None, [f"space.{key}: expected one distribution such as {{loguniform: [0.0003, 0.01]}}; "
                       f"distributions: {', '.join(DISTRIBUTIONS)}; got {spec!r}"]
@@ -87,12 +90,19 @@ def _check_param(key: str, spec: Any, base: Config) -> tuple[dict | None, list[s
     return {kind: args}, problems
 
 
+def _did_you_mean(key: str, valid: Iterable[str]) -> str:
+    close = difflib.get_close_matches(key, list(valid), n=1)
+    return f"did you mean {close[0]}? " if close else ""
+
+
 def load_search_spec(path: str | Path | None, base: Config, max_epochs: int | None = None,
-                     seed: int | None = None, scheduler: str | None = None) -> SearchSpec:
+                     seed: int | None = None, scheduler: str | None = None, grace_period: int | None = None,
+                     reduction_factor: float | None = None) -> SearchSpec:
     """Read and check a space file against the base config; report every problem in one ConfigError."""
     path = Path(path) if path is not None else DEFAULT_SPACE_PATH
     raw = load_yaml(path)
-    problems = [f"{key}: unknown section (expected search and space)" for key in raw if key not in ("search", "space")]
+    problems = [f"{key}: unknown section ({_did_you_mean(str(key), ('search', 'space'))}expected search and space)"
+                for key in raw if key not in ("search", "space")]
     settings = dataclasses.asdict(SearchSettings())
     given = raw.get("search") or {}
     if not isinstance(given, dict):
@@ -100,7 +110,8 @@ def load_search_spec(path: str | Path | None, base: Config, max_epochs: int | No
         given = {}
     for key, value in given.items():
         if key not in SETTING_NAMES:
-            problems.append(f"search.{key}: unknown search setting (valid: {', '.join(SETTING_NAMES)})")
+            problems.append(f"search.{key}: unknown search setting ({_did_you_mean(str(key), SETTING_NAMES)}"
+                            f"valid: {', '.join(SETTING_NAMES)})")
         else:
             settings[key] = value
     if max_epochs is not None:
@@ -109,6 +120,10 @@ def load_search_spec(path: str | Path | None, base: Config, max_epochs: int | No
         settings["seed"] = seed
     if scheduler is not None:
         settings["scheduler"] = scheduler
+    if grace_period is not None:
+        settings["grace_period"] = grace_period
+    if reduction_factor is not None:
+        settings["reduction_factor"] = reduction_factor
     problems += _check_search_settings(settings, base)
     space = {}
     raw_space = raw.get("space")
@@ -150,5 +165,5 @@ def _check_search_settings(settings: dict[str, Any], base: Config) -> list[str]:
     if isinstance(settings["grace_period"], int) and isinstance(settings["max_epochs"], int) \
             and settings["grace_period"] > settings["max_epochs"]:
         problems.append(f"search.grace_period: expected at most max_epochs ({settings['max_epochs']}), "
-                        f"got {settings['grace_period']}")
+                        f"got {settings['grace_period']} (set it with --grace-period, e.g. --grace-period 1)")
     return problems

@@ -14,13 +14,16 @@ import pandas as pd
 import ray
 from optuna.samplers import TPESampler
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.schedulers import FIFOScheduler
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
 from core.config import Config
 from core.data import PreparedData
 from core.errors import ConfigError
+from search.asha import ResumableASHA
+from search.connect import DEFAULT_CONNECT_TIMEOUT_S, join_cluster
+from search.endings import TrialErrorLine
 from search.plan import SearchPlan
 from search.reports import TrialRecord
 from search.space import SearchSpec
@@ -31,10 +34,12 @@ from search.warmstart import WarmStart
 log = logging.getLogger(__name__)
 
 
-def start_ray(address: str | None, dashboard: bool, num_cpus: int | None, num_gpus: float | None) -> Any:
-    """Join `address`, or start a fresh local Ray (never a stale one), with the dashboard on 127.0.0.1."""
+def start_ray(address: str | None, dashboard: bool, num_cpus: int | None, num_gpus: float | None,
+              connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S) -> Any:
+    """Join `address` (within connect_timeout), or start a fresh local Ray (never a stale one), with the
+    dashboard on 127.0.0.1."""
     if address:
-        return ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+        return join_cluster(address, connect_timeout)
     return ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=dashboard,
                     dashboard_host="127.0.0.1", logging_level=logging.WARNING, log_to_driver=False)
 
@@ -103,7 +108,7 @@ def build_tuner(plan: SearchPlan, config: Config, spec: SearchSpec, trainable: A
     searcher = searcher_for(settings.seed, [start] if start else None, warm)
     param_space = {**config.to_dict(), "epochs": settings.max_epochs,
                    **{key: to_domain(value) for key, value in spec.space.items()}}
-    scheduler = ASHAScheduler(max_t=settings.max_epochs, grace_period=settings.grace_period,
+    scheduler = ResumableASHA(max_t=settings.max_epochs, grace_period=settings.grace_period,
                               reduction_factor=settings.reduction_factor) \
         if settings.scheduler == "asha" else FIFOScheduler()
     reporter = tune.CLIReporter(metric_columns={"epoch": "epoch", settings.metric: settings.metric,
@@ -118,7 +123,8 @@ def build_tuner(plan: SearchPlan, config: Config, spec: SearchSpec, trainable: A
             trial_dirname_creator=trial_folder_name, reuse_actors=True),
         run_config=tune.RunConfig(
             name=plan.name, storage_path=plan.storage, verbose=1, progress_reporter=reporter,
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1), callbacks=tune_callbacks(plan.mlflow, plan.name),
+            callbacks=[TrialErrorLine(), *tune_callbacks(plan.mlflow, plan.name)],
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             failure_config=tune.FailureConfig(max_failures=0)),
     )
 
@@ -139,6 +145,15 @@ def trial_folder_name(trial: tune.experiment.Trial) -> str:
 def _inside(value: Any, spec: dict[str, list]) -> bool:
     (kind, args), = spec.items()
     return value in args if kind == "choice" else args[0] <= value <= args[1]
+
+
+def records_on_disk(plan: SearchPlan) -> list[TrialRecord]:
+    """Every trial's record from the experiment folder alone (after a hard stop); none if nothing was saved."""
+    try:
+        return trial_records(tune.ResultGrid(tune.ExperimentAnalysis(plan.tune_path)))
+    except Exception as err:  # no experiment state written yet
+        log.warning("no trial results readable in %s (%s)", plan.tune_path, type(err).__name__)
+        return []
 
 
 def trial_records(results: tune.ResultGrid) -> list[TrialRecord]:

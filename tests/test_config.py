@@ -29,7 +29,7 @@ def test_all_problems_are_reported_together_naming_each_key():
         build_config({"lr": -1, "hiden_dim": 3, "ks": [0], "split": "random", "epochs": True, "dropout": 1.0})
     message = str(err.value)
     assert "hiden_dim: unknown setting (did you mean hidden_dim?" in message
-    assert "lr: expected a value > 0.0, got -1" in message
+    assert "lr: expected a value > 0.0 and <= 10.0, got -1.0" in message
     assert "ks: expected a list of positive integers" in message
     assert "split: expected one of time, leave_one_out, got 'random'" in message
     assert "epochs: expected an integer, got True" in message

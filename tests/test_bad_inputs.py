@@ -1,0 +1,165 @@
+"""The bad-input table: every input a new user gets wrong is answered with one line naming the file, column,
+row or key, exit code 2, and no traceback. Cases that need Ray (unreachable cluster, ends of a search) are in
+test_endings; none here starts Ray."""
+
+import pandas as pd
+import pytest
+import torch
+
+from core.train import main as train_main
+from search.recommend import main as recommend_main
+from search.run import main as search_main
+from tests.conftest import write_log
+from tests.test_search import write_space
+
+HEADER = "account_number,agreement_date,model_number,model_description_1,model_description_2\n"
+
+
+class RunsCode:
+    """A pickle that would run a command when loaded (the kind of model.pt that must be refused)."""
+
+    def __reduce__(self):
+        return (print, ("this ran while loading",))
+
+
+def make(tmp_path, case: str) -> list[str]:
+    """Write the case's input files; return the core.train arguments that use them."""
+    csv = tmp_path / "log.csv"
+    if case == "missing file":
+        return ["--data", str(tmp_path / "nope.csv")]
+    if case == "empty file":
+        csv.write_text("")
+    elif case == "header only":
+        csv.write_text(HEADER)
+    elif case == "binary .csv":
+        csv.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    elif case == "corrupt parquet":
+        (tmp_path / "log.parquet").write_bytes(b"PAR1" + b"\x00" * 64)
+        return ["--data", str(tmp_path / "log.parquet")]
+    elif case == "ragged row":
+        csv.write_text(HEADER + "1,2024-01-01,5,a,b\n1,2024-01-02,6,a,b,extra,more\n")
+    elif case == "missing column":
+        pd.DataFrame({"account_number": [1], "date": ["2024-01-01"], "model_number": [3]}).to_csv(csv, index=False)
+    elif case == "text item id":
+        write_log(csv, [(1, "2024-01-01", 5), (1, "2024-01-02", "X-12")])
+    elif case == "empty customer id":
+        csv.write_text(HEADER + "1,2024-01-01,5,a,b\n,2024-01-02,6,a,b\n")
+    elif case == "not a date":
+        write_log(csv, [(1, "2024-01-01", 5), (1, "yesterday", 6)])
+    elif case == "day-first dates":
+        write_log(csv, [(1, "13/01/2024", 5), (1, "05/02/2024", 6)])
+    elif case == "dates not in time_format":
+        write_log(csv, [(1, "2024-01-13", 5), (1, "2024-02-05", 6)])
+        return ["--data", str(csv), "--set", "time_format=%d/%m/%Y"]
+    elif case == "one event per customer":
+        write_log(csv, [(1, "2024-01-01", 5), (2, "2024-01-02", 6)])
+    elif case == "sequence file with text":
+        (tmp_path / "seqs.txt").write_text("1 10 11\n2 11 x7\n")
+        return ["--data", str(tmp_path / "seqs.txt")]
+    elif case == "MovieLens folder without u.item":
+        (tmp_path / "ml").mkdir()
+        (tmp_path / "ml" / "u.data").write_text("1\t10\t5\t881250949\n")
+        return ["--data", str(tmp_path / "ml")]
+    elif case == "config file missing":
+        return ["--config", str(tmp_path / "mine.yaml")]
+    elif case == "config file not YAML":
+        (tmp_path / "mine.yaml").write_text("lr: [1, 2\n")
+        return ["--config", str(tmp_path / "mine.yaml")]
+    return ["--data", str(csv)]
+
+
+DATA_CASES = [
+    ("missing file", "nope.csv does not exist"),
+    ("empty file", "log.csv is empty"),
+    ("header only", "log.csv has no rows"),
+    ("binary .csv", "cannot be read as CSV: byte 0x89 at position 0 is not UTF-8 text"),
+    ("corrupt parquet", "log.parquet cannot be read as Parquet: the file is damaged or not Parquet"),
+    ("ragged row", "cannot be read as CSV: expected 5 fields in line 3, saw 7"),
+    ("missing column", "missing columns 'agreement_date' (setting time_col)"),
+    ("text item id", "column 'model_number' must hold integer ids; not integers at line 3 ('X-12')"),
+    ("empty customer id", "column 'account_number' has empty values at line 3"),
+    ("not a date", "column 'agreement_date' has values that are not dates at line 3 ('yesterday')"),
+    ("day-first dates", "--set time_format='%d/%m/%Y'"),
+    ("dates not in time_format", "do not match time_format '%d/%m/%Y' at lines 2 ('2024-01-13')"),
+    ("one event per customer", "no customer has at least 2 events"),
+    ("sequence file with text", "tokens that are not integer ids at line 2 ('x7')"),
+    ("MovieLens folder without u.item", "u.item is missing"),
+    ("config file missing", "mine.yaml does not exist"),
+    ("config file not YAML", "mine.yaml is not valid YAML"),
+]
+SETTING_CASES = [
+    (["--set", "lr=1e38"], "lr: expected a value > 0.0 and <= 10.0, got 1e+38"),
+    (["--set", "lr=.inf"], "lr: expected a finite number"),
+    (["--set", "weight_decay=-1"], "weight_decay: expected a value >= 0.0 and <= 10.0"),
+    (["--set", "hiden_dim=3"], "hiden_dim: unknown setting (did you mean hidden_dim?"),
+    (["--set", "threads=0"], "threads: expected auto or a positive integer, got 0"),
+    (["--set", "time_format=dd/mm/yyyy"], "time_format: expected a strftime pattern"),
+    (["--set", "lr"], "--set 'lr': expected key=value"),
+]
+
+
+def one_clear_line(err: str, code: int, expected: str) -> None:
+    lines = [line for line in err.strip().splitlines() if line.startswith("error: ")]
+    assert code == 2 and len(lines) == 1, err
+    assert "Traceback" not in err and expected in err, err
+
+
+@pytest.mark.parametrize("case, expected", DATA_CASES, ids=[case for case, _ in DATA_CASES])
+def test_bad_data_is_one_line_naming_file_column_and_row(tmp_path, capsys, case, expected):
+    code = train_main(make(tmp_path, case) + ["--quiet"])
+    one_clear_line(capsys.readouterr().err, code, expected)
+
+
+@pytest.mark.parametrize("arguments, expected", SETTING_CASES, ids=[a[-1] for a, _ in SETTING_CASES])
+def test_bad_settings_are_one_line_naming_the_key(capsys, arguments, expected):
+    code = train_main(arguments + ["--quiet"])
+    one_clear_line(capsys.readouterr().err, code, expected)
+
+
+def refused(capsys, main, arguments: list[str], expected: str) -> None:
+    code = main(arguments)
+    one_clear_line(capsys.readouterr().err, code, expected)
+
+
+def test_bad_search_inputs_are_refused_before_ray_starts(tmp_path, capsys):
+    space = write_space(tmp_path, "space:\n  lrr: {loguniform: [0.001, 0.01]}\n")
+    tiny = ["--storage", str(tmp_path), "--set", "synthetic_customers=60", "--no-dashboard"]
+    refused(capsys, search_main, ["--space", space, *tiny], "space.lrr: not a setting (did you mean lr?")
+    refused(capsys, search_main, ["--max-epochs", "1", *tiny], "--grace-period")
+    refused(capsys, search_main, ["--resume", "--name", "gone", *tiny], "no search to resume")
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "search.yaml").write_text("status: running\n")
+    refused(capsys, search_main, ["--name", "taken", *tiny], "--resume --name taken")
+
+
+def test_a_model_that_would_run_code_is_refused_without_advice_to_load_it_unsafely(tmp_path, capsys):
+    torch.save({"format_version": 1, "trap": RunsCode()}, tmp_path / "model.pt")
+    code = recommend_main([str(tmp_path), "--customer", "1"])
+    captured = capsys.readouterr()
+    one_clear_line(captured.err, code, "loading those could run code")
+    assert "weights_only" not in captured.err and "this ran while loading" not in captured.out
+    (tmp_path / "model.pt").write_bytes(b"\x80\x02junk")
+    refused(capsys, recommend_main, [str(tmp_path), "--customer", "1"], "is not a model saved by this project")
+
+
+def test_resume_commands_carry_storage_and_address_and_survive_the_shell(tmp_path):
+    from search.plan import SearchPlan, Status, load_plan
+
+    storage = tmp_path / "runs dir"
+    plan = SearchPlan(name="my search", storage=str(storage), folder=str(storage / "my search"), samples=2,
+                      cpus_per_trial=1.0, gpus_per_trial=0.0, concurrency=1, config={}, search={},
+                      status=Status.INTERRUPTED, created="2026-11-30", address="10.0.0.5:6379").save()
+    command = load_plan(plan.folder).resume_command()
+    assert command == (f"python -m search.run --resume --name 'my search' --storage '{tmp_path}/runs dir' "
+                       "--address 10.0.0.5:6379")
+
+
+def test_a_one_seed_retrain_reports_no_spread():
+    from search.reports import retrain_report
+
+    scores = {"hr@5": 0.5, "mrr@5": 0.4, "ndcg@5": 0.45}
+    metrics = {"experiment": "x", "seeds": [0], "model": {"mean": scores, "std": dict.fromkeys(scores, 0.0)},
+               "markov": scores, "most_popular": scores, "data_stats": {}, "epochs": 3, "exclude_seen": False,
+               "data": "synthetic", "data_fingerprint": "f", "retrained": "now", "retrain_seconds": 1.0}
+    report = retrain_report(metrics, (5,))
+    assert "± 0.0000" not in report and "| 0.4500 |" in report and "One seed: no spread" in report

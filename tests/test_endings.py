@@ -1,0 +1,174 @@
+"""Every way a search ends: SIGTERM and a double Ctrl-C leave a resumable, summarised search whose printed
+resume command works; a resume keeps ASHA's rungs; an unreachable cluster fails within the bound."""
+import json
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import pyarrow.fs
+import yaml
+from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+
+from search.asha import ResumableASHA
+from search.run import main
+from tests.test_search import SMALL_SPACE, TINY, free_port, write_space
+
+METRIC = "val_ndcg@5"
+
+
+def fake_trial(trial_id: str, folder: Path | None = None) -> SimpleNamespace:
+    """What the scheduler reads of a Tune trial: its id and, once it has a folder, where its results are."""
+    storage = SimpleNamespace(storage_filesystem=pyarrow.fs.LocalFileSystem(),
+                              trial_dir_name=trial_id if folder else None)
+    return SimpleNamespace(trial_id=trial_id, storage=storage, path=str(folder / trial_id) if folder else None)
+
+
+def write_history(folder: Path, trial_id: str, values: list[float]) -> None:
+    (folder / trial_id).mkdir(parents=True)
+    rows = [{"training_iteration": epoch, "epoch": epoch, METRIC: value} for epoch, value in enumerate(values, 1)]
+    (folder / trial_id / "result.json").write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def feed(scheduler, trial, values: list[float]) -> list[float]:
+    """Report epochs as Tune does until the scheduler stops the trial; returns the values reported."""
+    scheduler.on_trial_add(None, trial)
+    for epoch, value in enumerate(values, 1):
+        result = {"training_iteration": epoch, METRIC: value}
+        if scheduler.on_trial_result(None, trial, result) == TrialScheduler.STOP:
+            scheduler.on_trial_complete(None, trial, result)
+            return values[:epoch]
+    return values
+
+
+def scheduler(kind=ResumableASHA, max_t: int = 4):
+    return kind(metric=METRIC, mode="max", max_t=max_t, grace_period=1, reduction_factor=2)
+
+
+def test_a_resumed_asha_holds_the_rungs_recorded_before_and_stops_a_weak_trial_as_before(tmp_path):
+    planned = {"a": [0.30, 0.40, 0.45, 0.50], "b": [0.20, 0.35, 0.36, 0.37], "c": [0.25, 0.42, 0.43, 0.44],
+               "d": [0.28, 0.41]}  # d is running when the search is interrupted
+    weak = [0.22, 0.9, 0.9, 0.9]  # the next trial: below the cut at rung 1
+    uninterrupted, reported = scheduler(), {}
+    for trial_id, values in planned.items():
+        reported[trial_id] = feed(uninterrupted, fake_trial(trial_id), values)
+    assert len(reported["b"]) == 1 and len(reported["a"]) == 4  # b stopped at the first rung
+    rungs_before = uninterrupted.rung_values()
+    assert len(feed(uninterrupted, fake_trial("weak"), weak)) == 1
+
+    for trial_id, values in reported.items():  # the interrupted search's folder: each trial's results
+        write_history(tmp_path, trial_id, values)
+    resumed = scheduler()
+    for trial_id in reversed(list(reported)):  # Tune adds restored trials back, latest first
+        resumed.on_trial_add(None, fake_trial(trial_id, tmp_path))
+    assert resumed.rung_values() == rungs_before and all(rungs_before.values())
+    assert len(feed(resumed, fake_trial("weak"), weak)) == 1
+
+    plain = scheduler(ASHAScheduler)  # Tune's own ASHA after a restore: empty rungs, the weak trial runs on
+    for trial_id in reported:
+        plain.on_trial_add(None, fake_trial(trial_id, tmp_path))
+    assert len(feed(plain, fake_trial("weak"), weak)) == 4
+
+
+def test_an_unreachable_address_fails_at_once_and_leaves_nothing(tmp_path, capsys):
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    began = time.time()
+    assert main(["--samples", "2", "--address", address, "--storage", str(tmp_path), "--name", "away",
+                 "--space", write_space(tmp_path), *TINY]) == 2
+    assert time.time() - began < 30
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: cannot reach the Ray cluster at " + address) and "ray start --head" in err
+    assert not (tmp_path / "away").exists()  # the name stays free
+
+
+def test_an_address_that_never_answers_fails_within_the_timeout(tmp_path):
+    with socket.socket() as silent:  # accepts connections, never speaks
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        address = f"127.0.0.1:{silent.getsockname()[1]}"
+        began = time.time()
+        result = subprocess.run([sys.executable, "-m", "search.run", "--samples", "2", "--address", address,
+                                 "--connect-timeout", "5", "--storage", str(tmp_path), "--name", "silent",
+                                 "--space", write_space(tmp_path), *TINY],
+                                capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert time.time() - began < 60
+    assert "error: " in result.stderr and address in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "silent").exists()
+
+
+def results_reported(folder: Path) -> int:
+    return sum(len(path.read_text().splitlines()) for path in folder.glob("*/result.json"))
+
+
+def wait_for(condition, seconds: float = 180) -> None:
+    deadline = time.time() + seconds
+    while not condition():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.3)
+
+
+def resume_line(stderr: str) -> list[str]:
+    line = next(line.strip() for line in stderr.splitlines() if line.strip().startswith("python -m search.run"))
+    return shlex.split(line)
+
+
+def check_interrupted(folder: Path, stderr: str) -> None:
+    assert yaml.safe_load((folder / "search.yaml").read_text())["status"] == "interrupted"
+    summary = (folder / "summary.md").read_text()
+    assert "INTERRUPTED" in summary and "--storage " in summary
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr[-3000:]
+
+
+def test_sigterm_and_a_double_ctrl_c_leave_a_resumable_search_that_spends_what_asha_would(tmp_path):
+    space = write_space(tmp_path, SMALL_SPACE.replace("max_epochs: 2", "max_epochs: 3")
+                        .replace("hidden_dim: {choice: [16, 32]}", "hidden_dim: {choice: [64, 128]}"))
+    folder = tmp_path / "ends"
+    command = [sys.executable, "-m", "search.run", "--storage", str(tmp_path), "--name", "ends", "--samples", "5",
+               "--concurrency", "1", "--space", space, "--set", "synthetic_customers=1000", "--no-dashboard"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: results_reported(folder) >= 2)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=180)
+    assert process.returncode == 130, err[-3000:]
+    check_interrupted(folder, err)
+
+    resume = resume_line(err)  # as printed: python -m search.run --resume --name ends --storage ...
+    assert resume[:5] == ["python", "-m", "search.run", "--resume", "--name"] and "--storage" in resume
+    reported = results_reported(folder)
+    process = subprocess.Popen([sys.executable] + resume[1:] + ["--no-dashboard"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: results_reported(folder) > reported)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=180)
+    assert process.returncode == 130, err[-3000:]
+    check_interrupted(folder, err)
+
+    assert main(resume_line(err)[3:] + ["--no-dashboard"]) == 0
+    trials = pd.read_csv(folder / "trials.csv").sort_values("trial")
+    assert len(trials) == 5 and set(trials["status"]) <= {"completed", "early-stopped"}
+    # one trial at a time: an uninterrupted search is ASHA fed each trial's results in turn
+    asha = scheduler(ASHAScheduler, max_t=3)
+    for trial_id, epochs_run in zip(trials["trial_id"], trials["epochs_run"]):
+        history = [json.loads(line) for line in (folder / trial_id / "result.json").read_text().splitlines()]
+        values = list({row["training_iteration"]: row[METRIC] for row in history}.values())
+        assert epochs_asha_allows(asha, trial_id, values) == epochs_run, trial_id
+
+
+def epochs_asha_allows(asha, trial_id: str, values: list[float]) -> int | None:
+    """The epoch at which `asha` stops a trial reporting `values` (None: it would have gone on)."""
+    trial = fake_trial(trial_id)
+    asha.on_trial_add(None, trial)
+    for epoch, value in enumerate(values, 1):
+        result = {"training_iteration": epoch, METRIC: value}
+        if asha.on_trial_result(None, trial, result) == TrialScheduler.STOP:
+            asha.on_trial_complete(None, trial, result)
+            return epoch
+    return None
