@@ -22,11 +22,21 @@ def test_train_cli_ends_with_one_json_line_of_model_and_baseline_metrics(capsys)
 
 
 def test_train_cli_test_mode_reports_test_metrics_and_prints_epoch_lines(capsys):
-    assert main(settings(TINY) + ["--test"]) == 0
+    assert main(settings(dict(TINY, patience=0)) + ["--test"]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["split"] == "test"
     assert captured.err.count("train_loss") == TINY["epochs"]
     assert captured.err.count("test_ndcg@5") == 1  # test is evaluated once, after the last epoch
+
+
+def test_train_cli_test_mode_with_patience_trains_for_the_validation_peak(capsys):
+    assert main(settings(dict(TINY, epochs=6, patience=1, lr=0.05)) + ["--test"]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    validation_epochs = captured.err.count("val_ndcg@5")
+    assert 1 <= result["epochs"] <= validation_epochs <= 6  # the peak of the validation run
+    assert captured.err.count("train_loss") == validation_epochs + result["epochs"]
+    assert captured.err.count("test_ndcg@5") == 1
 
 
 def test_train_cli_bad_input_is_one_clear_line_and_exit_code_2(tmp_path, capsys):
