@@ -229,11 +229,7 @@ def run_search(args: argparse.Namespace, plan: SearchPlan, config: Config, spec:
     finished = len(records) == plan.samples and all(r.done or r.error for r in records)
     plan = dataclasses.replace(plan, status=Status.FINISHED if finished else Status.INTERRUPTED,
                                wall_seconds=plan.wall_seconds + time.perf_counter() - began).save()
-    facts = SearchFacts(
-        data_stats=_short_stats(data.stats), baselines=baselines, ray_start_seconds=ray_seconds,
-        prepare_seconds=prepared - began, trial_seconds=sum(r.wall_seconds for r in records),
-        default_trial_id=next((r.trial_id for r in records if all(
-            r.config.get(k) == getattr(config, k) for k in spec.space)), None))
+    facts = search_facts(records, config, spec, data, baselines, ray_seconds, prepared - began)
     table = write_outputs(Path(plan.folder), records, plan, spec, facts)
     print(f"\nSummary: {Path(plan.folder) / 'summary.md'}", file=sys.stderr)
     if not finished:
@@ -243,9 +239,14 @@ def run_search(args: argparse.Namespace, plan: SearchPlan, config: Config, spec:
     return 0
 
 
-def _short_stats(stats: dict) -> str:
+def search_facts(records: list, config: Config, spec: SearchSpec, data: PreparedData,
+                 baselines: dict[str, dict[str, float]], ray_seconds: float, prepare_seconds: float) -> SearchFacts:
+    """What the run learned for the reports: data counts, baselines, time, and which trial was the base config."""
     keys = ("customers", "items", "events", "train_events", "val_targets", "val_cold_targets", "val_no_history")
-    return ", ".join(f"{k} {stats[k]}" for k in keys if k in stats)
+    base = next((r.trial_id for r in records if all(r.config.get(k) == getattr(config, k) for k in spec.space)), None)
+    return SearchFacts(data_stats=", ".join(f"{k} {data.stats[k]}" for k in keys if k in data.stats),
+                       baselines=baselines, ray_start_seconds=ray_seconds, prepare_seconds=prepare_seconds,
+                       trial_seconds=sum(r.wall_seconds for r in records), default_trial_id=base)
 
 
 if __name__ == "__main__":
