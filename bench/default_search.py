@@ -1,7 +1,7 @@
 """The README's default search, timed as a user runs it, several times: wall time, trial-epochs, epochs spent
 after each trial's peak, best validation NDCG@5; today's defaults against the earlier ones in one run.
 
-    python bench/default_search.py [--runs 3] [--variants patience no-patience]
+    python bench/default_search.py [--runs 3] [--variants patience no-patience] [-- extra search.run flags]
 
 `patience`: the defaults (at most 30 epochs, patience 3). `no-patience`: the earlier defaults (at most 20
 epochs, every trial runs until ASHA stops it or the cap). Outputs in bench/out/searches/.
@@ -23,10 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {"patience": [], "no-patience": ["--set", "patience=0", "--max-epochs", "20"]}
 
 
-def run(variant: str, index: int, storage: Path) -> dict:
+def run(variant: str, index: int, storage: Path, extra: list[str]) -> dict:
     name = f"default-{variant}-{int(time.time())}-{index}"
     command = [sys.executable, "-m", "search.run", "--samples", "50", "--name", name, "--storage", str(storage),
-               *VARIANTS[variant]]
+               *VARIANTS[variant], *extra]
     began = time.perf_counter()
     subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wall = time.perf_counter() - began
@@ -41,14 +41,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("extra", nargs="*", help="after --: flags for every search, e.g. -- --no-dashboard")
     args = parser.parse_args()
     storage = ROOT / "bench/out/searches"
     rows = []
     for index in range(args.runs):  # interleaved, so that a change in machine load hits both variants
         for variant in args.variants:
-            rows.append(run(variant, index, storage))
+            rows.append(run(variant, index, storage, args.extra))
             print(rows[-1], flush=True)
-    print(f"\n{date.today()}; {os.cpu_count()} CPUs; python -m search.run --samples 50 (dashboard on), {args.runs} runs")
+    print(f"\n{date.today()}; {os.cpu_count()} CPUs; python -m search.run --samples 50 {' '.join(args.extra)}; "
+          f"{args.runs} runs")
     print("| defaults | run | wall (s) | trial-epochs | after the trial's peak | plateaued | best val NDCG@5 |\n"
           "| --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
