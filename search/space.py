@@ -45,6 +45,12 @@ class SearchSpec:
         return cls(space=values["space"], settings=SearchSettings(**values["search"]))
 
 
+def inside(value: Any, distribution: dict[str, list]) -> bool:
+    """Whether a value lies in one searched setting's distribution (a choice's values or a range's bounds)."""
+    (kind, args), = distribution.items()
+    return value in args if kind == "choice" else args[0] <= value <= args[1]
+
+
 def _number(value: Any) -> Any:
     if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
         try:

@@ -25,8 +25,8 @@ from search.asha import ResumableASHA
 from search.connect import DEFAULT_CONNECT_TIMEOUT_S, join_cluster
 from search.endings import TrialErrorLine
 from search.plan import SearchPlan
-from search.reports import TrialRecord
-from search.space import SearchSpec
+from search.records import TrialRecord
+from search.space import SearchSpec, inside
 from search.tracking import tune_callbacks
 from search.trainable import train_trial
 from search.warmstart import WarmStart
@@ -102,7 +102,7 @@ def build_tuner(plan: SearchPlan, config: Config, spec: SearchSpec, trainable: A
     settings = spec.settings
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     start = {key: getattr(config, key) for key in spec.space}
-    if not all(_inside(value, spec.space[key]) for key, value in start.items()):
+    if not all(inside(value, spec.space[key]) for key, value in start.items()):
         log.warning("the base config lies outside the search space; it is not evaluated first")
         start = None
     searcher = searcher_for(settings.seed, [start] if start else None, warm)
@@ -140,11 +140,6 @@ def searcher_for(seed: int, first: list[dict[str, Any]] | None, warm: WarmStart 
 
 def trial_folder_name(trial: tune.experiment.Trial) -> str:
     return trial.trial_id
-
-
-def _inside(value: Any, spec: dict[str, list]) -> bool:
-    (kind, args), = spec.items()
-    return value in args if kind == "choice" else args[0] <= value <= args[1]
 
 
 def records_on_disk(plan: SearchPlan) -> list[TrialRecord]:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from core.errors import ConfigError
 from search.plan import load_plan
-from search.space import SearchSpec
+from search.space import SearchSpec, inside
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +30,6 @@ class WarmStart:
 
 def _is_choice(distribution: dict[str, list]) -> bool:
     return "choice" in distribution
-
-
-def _inside(value: Any, distribution: dict[str, list]) -> bool:
-    (kind, args), = distribution.items()
-    if kind == "choice":
-        return value in args
-    return args[0] <= value <= args[1]
 
 
 def _plain(value: Any) -> Any:
@@ -55,7 +48,7 @@ def load_warm_start(folder: str | Path, spec: SearchSpec) -> WarmStart:
     problems = [f"{key}: searched as {old.space[key]} there and {spec.space[key]} here (a choice against a range)"
                 for key in spec.space if key in old.space and _is_choice(old.space[key]) != _is_choice(spec.space[key])]
     problems += [f"{key}: fixed at {earlier.config.get(key)!r} there, outside {spec.space[key]} here"
-                 for key in spec.space if key not in old.space and not _inside(earlier.config.get(key), spec.space[key])]
+                 for key in spec.space if key not in old.space and not inside(earlier.config.get(key), spec.space[key])]
     if problems:
         raise ConfigError(f"--warm-start {folder}: incompatible settings:\n  " + "\n  ".join(problems))
     trials_file = folder / "trials.csv"
@@ -67,7 +60,7 @@ def load_warm_start(folder: str | Path, spec: SearchSpec) -> WarmStart:
     points, rewards, left_out = [], [], {}
     for _, row in trials.iterrows():
         point = {key: _plain(row[key]) if key in old.space else earlier.config.get(key) for key in spec.space}
-        outside = [key for key, value in point.items() if not _inside(value, spec.space[key])]
+        outside = [key for key, value in point.items() if not inside(value, spec.space[key])]
         for key in outside:
             left_out[key] = left_out.get(key, 0) + 1
         if not outside:

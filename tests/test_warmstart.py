@@ -35,7 +35,7 @@ def test_finished_trials_inside_todays_space_are_carried_over_with_their_values(
     searcher = searcher_for(0, None, warm)
     searcher.set_search_properties("val_ndcg@5", "max", {key: to_domain(d) for key, d in today.space.items()})
     told = searcher._ot_study.trials  # what Optuna knows before proposing anything
-    assert [(t.params, t.value) for t in told] == list(zip(warm.points, warm.rewards))
+    assert [(t.params, t.value) for t in told] == list(zip(warm.points, warm.rewards, strict=True))
 
 
 def test_incompatible_settings_are_refused_by_name(tmp_path):
