@@ -80,10 +80,10 @@ def load_model(folder: str | Path, device: str = "cpu") -> SavedModel:
                         f"{payload.get('format_version') if isinstance(payload, dict) else '?'})")
     config = build_config(payload["config"], source=str(path))
     n_items = len(payload["item_numbers"])
-    model = build_model(n_items, config.embed_dim, config.hidden_dim, config.num_layers, config.dropout,
-                        config.markov_residual)
     state = payload["state_dict"]
-    if config.markov_residual:  # the table's size is the data's, not the model's
+    model = build_model(n_items, config.embed_dim, config.hidden_dim, config.num_layers, config.dropout,
+                        config.markov_residual, markov_blend="blend_weight" in state)
+    if "markov_indptr" in state:  # the table's size is the data's, not the model's
         model.set_markov_table(state["markov_indptr"], state["markov_follower"], state["markov_count"])
     model.load_state_dict(state)
     model.to(device).eval()

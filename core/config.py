@@ -46,6 +46,8 @@ class Config:
     num_layers: int = 1
     dropout: float = 0.2
     markov_residual: bool = False
+    markov_blend: float | str = "auto"
+    seen_items: str = "auto"
     # training
     sample_mode: str = "all_positions"
     window_overlap: float = 0.75
@@ -85,6 +87,7 @@ CHOICES = {
     "split": ("time", "leave_one_out"),
     "sample_mode": ("all_positions", "prefix"),
     "device": ("auto", "cpu", "cuda"),
+    "seen_items": ("auto", "keep", "last"),
 }
 # (low, high, low_inclusive, high_inclusive); None means unbounded on that side.
 RANGES = {
@@ -135,6 +138,11 @@ def _check_type(key: str, value: Any) -> tuple[Any, str | None]:
             return value, f"{key}: expected {what} or null, got {value!r}"
         if key == "time_format" and value is not None and "%" not in value:
             return value, f"{key}: expected a strftime pattern such as '%d/%m/%Y' (with % codes), got {value!r}"
+    elif kind == "float | str":  # markov_blend
+        if value != "auto" and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                or not math.isfinite(value) or value < 0):
+            return value, f"{key}: expected auto or a number >= 0 (0: off), got {value!r}"
+        value = value if value == "auto" else float(value)
     elif kind == "int | str":  # threads
         if value != "auto" and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             return value, f"{key}: expected auto or a positive integer, got {value!r}"

@@ -97,7 +97,7 @@ def top_k_items(model: LSTMRecommender, items: np.ndarray, user_start: np.ndarra
         window = _windows(items_t, torch.from_numpy(ends[rows]).to(device), lengths)        # (B, T)
         hidden = model(window)[torch.arange(len(rows), device=device), lengths - 1]          # (B, H)
         block = torch.addmm(bias, hidden, weight.T, out=logits[:len(rows)])                   # (B, N + 1)
-        model.add_markov_residual_(block, items_t[torch.from_numpy(ends[rows] - 1).to(device)])
+        model.add_markov_terms_(block, items_t[torch.from_numpy(ends[rows] - 1).to(device)])
         masked = _masked_flat_index(items_t, full_start[rows], ends[rows], include_seen, len(bias), device)
         values, indices, scores = _top_k_probabilities(block, masked, k_kept)
         top_ids[rows, :k_kept] = indices.cpu().numpy()

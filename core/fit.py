@@ -6,6 +6,7 @@ metrics and a checkpoint to Tune.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -15,12 +16,12 @@ from typing import Any
 
 import torch
 
-from core.baselines import markov_table
+from core.baselines import item_counts, markov_table
 from core.config import Config, build_config
 from core.data import PreparedData, prepare_data
 from core.epoch import train_epoch
 from core.errors import ConfigError
-from core.evaluation import evaluate, model_scorer
+from core.evaluation import Variant, evaluate_variants, markov_blend_scorer, model_scorer
 from core.metrics import metric_name, with_split
 from core.model import LSTMRecommender, build_model
 from core.split import EVAL_SPLITS
@@ -35,6 +36,7 @@ from core.tensors import (
 log = logging.getLogger(__name__)
 
 Report = Callable[[dict[str, float], dict[str, Any]], None]
+BLEND_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)  # tried by markov_blend: auto after every validation
 
 
 @dataclass
@@ -101,6 +103,9 @@ def fit(config: Config | Mapping[str, Any], data: PreparedData | None = None, re
         raise ConfigError(f"evaluate_on: expected one of {', '.join(EVAL_SPLITS)}, got {evaluate_on!r}")
     data = prepare_data(config) if data is None else data
     check_data_matches(config, data)
+    if evaluate_on == "test" and needs_validation_choices(config):
+        raise ConfigError("markov_blend and seen_items: auto is chosen on validation; training for test needs the "
+                          "values chosen there (core.train --test and search.retrain choose them first)")
     last_train_period, target_period = EVAL_SPLITS[evaluate_on]
     device = resolve_device(config.device)
 
@@ -112,10 +117,12 @@ def fit(config: Config | Mapping[str, Any], data: PreparedData | None = None, re
 
     torch.manual_seed(config.seed)
     model = build_model(data.n_items, config.embed_dim, config.hidden_dim, config.num_layers, config.dropout,
-                        config.markov_residual)
+                        config.markov_residual, markov_blend=config.markov_blend != 0)
     model.to(device)
-    if config.markov_residual:
-        model.set_markov_table(*markov_table(data, last_train_period))
+    if model.markov_residual or model.markov_blend:
+        model.set_markov_table(*markov_table(data, last_train_period), item_counts(data, last_train_period))
+    if model.markov_blend and config.markov_blend != "auto":
+        model.blend_weight.fill_(float(config.markov_blend))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     result = FitResult(model=model, config=config)
     patience = Patience(config.patience, monitor or metric_name("ndcg", config.ks[0], "val"), mode) \
@@ -139,6 +146,31 @@ def fit(config: Config | Mapping[str, Any], data: PreparedData | None = None, re
         model.load_state_dict(patience.best_weights)
         result.best_epoch = patience.best_epoch
     return result
+
+
+def choose_on_validation(config: Config, data: PreparedData) -> Config:
+    """What training for test takes from a validation run of the same config (validation_choices)."""
+    if not config.patience and not needs_validation_choices(config):
+        return config
+    result = fit(config, data)
+    return dataclasses.replace(config, **validation_choices(config, result.best, result.best_epoch))
+
+
+def needs_validation_choices(config: Config) -> bool:
+    """True when a setting is auto: chosen on validation, so not yet known when training for test."""
+    return config.markov_blend == "auto" or (config.seen_items == "auto" and not config.exclude_seen)
+
+
+def validation_choices(config: Config, best: Mapping[str, Any], best_epoch: int | None) -> dict[str, Any]:
+    """The settings a validation run fixes for training on training + validation, from its best epoch's
+    metrics: epochs (with patience), markov_blend and seen_items where they are auto."""
+    chosen: dict[str, Any] = {"epochs": best_epoch} if config.patience and best_epoch else {}
+    if config.markov_blend == "auto":
+        chosen["markov_blend"] = float(best.get("markov_blend", 0.0))
+    if config.seen_items == "auto" and "seen_last" in best:
+        chosen["seen_items"] = "last" if best["seen_last"] else "keep"
+    log.info("chosen on validation: %s", ", ".join(f"{k} {v}" for k, v in chosen.items()) or "nothing")
+    return chosen
 
 
 def training_state(epoch: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer, config: Config,
@@ -175,11 +207,35 @@ def run_epoch(config: Config, model: LSTMRecommender, optimizer: torch.optim.Opt
     metrics = {"epoch": epoch + 1, "train_loss": train_loss, "train_seconds": trained - began}
     line = f"epoch {epoch + 1}/{config.epochs}  train_loss {train_loss:.4f}"
     if targets is not None:
-        scores = evaluate(model_scorer(model), targets, ks=config.ks, exclude_seen=config.exclude_seen,
-                          batch_size=config.eval_batch_size, with_loss=True)
-        metrics.update(with_split(split, scores), eval_seconds=time.perf_counter() - trained)
         ndcg = metric_name("ndcg", config.ks[0])
+        scores, plain, (weight, seen_last) = evaluate_model(config, model, targets)
+        metrics.update(with_split(split, scores), eval_seconds=time.perf_counter() - trained)
         line += (f"  {metric_name('loss', split=split)} {scores['loss']:.4f}  "
                  f"{metric_name('ndcg', config.ks[0], split)} {scores[ndcg]:.4f}")
+        if model.markov_blend or not config.exclude_seen:
+            metrics.update({"markov_blend": weight, "seen_last": float(seen_last), f"{split}_lstm_{ndcg}": plain[ndcg]})
+            line += (f" (LSTM alone {plain[ndcg]:.4f}; markov_blend {weight:g}, seen items "
+                     f"{'last' if seen_last else 'kept'})")
     log.info("%s  %.1fs", line, time.perf_counter() - began)
     return metrics
+
+
+def evaluate_model(config: Config, model: LSTMRecommender,
+                   targets: EvalTargets) -> tuple[dict[str, float], dict[str, float], Variant]:
+    """(the model's metrics, the LSTM's alone, the chosen (blend weight, seen items last)). What the config
+    leaves as auto is chosen here, on these targets, by NDCG at the first K (on a tie: the smaller weight,
+    seen items kept); the model's blend weight is set to the one chosen."""
+    weights = (0.0,)
+    if model.markov_blend:
+        weights = BLEND_WEIGHTS if config.markov_blend == "auto" else (float(config.markov_blend),)
+    seen_last = (False,) if config.exclude_seen else {"auto": (False, True), "keep": (False,), "last": (True,)}[
+        config.seen_items]
+    allowed = [(w, last) for last in seen_last for w in weights]
+    results = evaluate_variants(model_scorer(model, blend=False), markov_blend_scorer(model) if model.markov_blend
+                                else None, tuple(dict.fromkeys([(0.0, False), *allowed])), targets, ks=config.ks,
+                                exclude_seen=config.exclude_seen, batch_size=config.eval_batch_size, with_loss=True)
+    ndcg = metric_name("ndcg", config.ks[0])
+    chosen = max(allowed, key=lambda v: (results[v][ndcg], -v[0], not v[1]))
+    if model.markov_blend:
+        model.blend_weight.fill_(chosen[0])
+    return results[chosen], results[0.0, False], chosen

@@ -1,6 +1,12 @@
-"""Embedding -> LSTM -> dropout -> Linear over items: the next-item model, with an optional residual from
-the last item's Markov transition counts (logits += w * log1p(count(last item -> j)), w a learned scalar),
-so that the LSTM learns what a count table misses."""
+"""Embedding -> LSTM -> dropout -> Linear over items: the next-item model, with two optional uses of the last
+item's Markov transition counts:
+- a residual trained with the LSTM (logits += w * log1p(count(last item -> j)), w a learned scalar), so that
+  the LSTM learns what a count table misses;
+- a blend at scoring time (scores = log p_lstm + w * log p_markov, w chosen on validation, never trained),
+  where p_markov(j | i) = (count(i -> j) + ALPHA * p(j)) / (count(i) + ALPHA) smooths the transitions with
+  add-one item popularity p(j). Row constants do not change a ranking, so the blend is a dense per-item bias
+  (w log(ALPHA p(j))) plus a sparse term over the last item's followers (w log1p(count(i -> j) / (ALPHA p(j)))),
+  and a softmax of the blended scores is the product of experts p_lstm * p_markov^w, normalised."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,12 +15,14 @@ from torch import nn
 
 from core.batching import concat_ranges
 
+BLEND_ALPHA = 1.0  # pseudo-count of the popularity prior in p_markov; 10 measured the same (BENCHMARKS.md)
+
 
 class LSTMRecommender(nn.Module):
     """Reads item ids (0 = padding, on the right) and scores every item as the next one at each position."""
 
     def __init__(self, n_items: int, embed_dim: int, hidden_dim: int, num_layers: int, dropout: float,
-                 markov_residual: bool = False):
+                 markov_residual: bool = False, markov_blend: bool = False):
         super().__init__()
         self.embedding = nn.Embedding(n_items + 1, embed_dim, padding_idx=0)
         self.lstm = nn.LSTM(embed_dim, hidden_dim, num_layers=num_layers, batch_first=True,
@@ -22,20 +30,30 @@ class LSTMRecommender(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.output = nn.Linear(hidden_dim, n_items + 1)
         self.markov_residual = markov_residual
+        self.markov_blend = markov_blend
         if markov_residual:
             self.markov_weight = nn.Parameter(torch.ones(()))
+        if markov_residual or markov_blend:
             # the training period's transition counts, CSR by source item (set_markov_table); saved with the model
             self.register_buffer("markov_indptr", torch.zeros(n_items + 2, dtype=torch.long))
             self.register_buffer("markov_follower", torch.zeros(0, dtype=torch.long))
             self.register_buffer("markov_count", torch.zeros(0))
+        if markov_blend:
+            self.register_buffer("blend_log_prior", torch.zeros(n_items + 1))  # log(ALPHA * p(j))
+            self.register_buffer("blend_weight", torch.zeros(()))  # w, set after each validation (core.fit)
 
     def set_markov_table(self, indptr: np.ndarray | torch.Tensor, follower: np.ndarray | torch.Tensor,
-                         count: np.ndarray | torch.Tensor) -> None:
-        """The transitions of core.baselines.markov_table: followers of item i are follower[indptr[i]:indptr[i + 1]]."""
+                         count: np.ndarray | torch.Tensor, item_counts: np.ndarray | None = None) -> None:
+        """The transitions of core.baselines.markov_table: followers of item i are follower[indptr[i]:indptr[i + 1]];
+        for the blend, also each item's training count (core.baselines.item_counts)."""
         device = self.markov_indptr.device
         self.markov_indptr = torch.as_tensor(indptr, dtype=torch.long, device=device)
         self.markov_follower = torch.as_tensor(follower, dtype=torch.long, device=device)
         self.markov_count = torch.as_tensor(count, dtype=torch.float32, device=device)
+        if self.markov_blend and item_counts is not None:
+            counts = torch.as_tensor(item_counts, dtype=torch.float64, device=device)
+            prior = (counts + 1.0) / (counts.sum() + len(counts) - 1)  # add-one over the items (not padding)
+            self.blend_log_prior = torch.log(BLEND_ALPHA * prior).float()
 
     def forward(self, items: torch.Tensor) -> torch.Tensor:
         """(B, T) item ids -> (B, T, H) hidden states; position t has read items[:, :t + 1]."""
@@ -58,23 +76,49 @@ class LSTMRecommender(nn.Module):
             counts[rows, targets] = (counts[rows, targets] - 1.0).clamp_(min=0.0)
         return scores.float() + self.markov_weight * torch.log1p(counts)
 
+    def scores(self, hidden: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        """(M, H) hidden states, (M,) last items -> (M, N + 1) fp32 ranking scores: the logits, plus the blend."""
+        scores = self.logits(hidden, last=last).float()
+        if self.markov_blend:
+            scores = scores + self.blend_weight * self.markov_log_probs(last)
+        return scores
+
+    def markov_log_probs(self, last: torch.Tensor) -> torch.Tensor:
+        """(M,) items -> (M, N + 1) log p_markov(j | last) up to a per-row constant (see the module docstring)."""
+        out = self.blend_log_prior.expand(len(last), -1).clone()
+        rows, index = self._followers(last)
+        follower = self.markov_follower[index]
+        out[rows, follower] += torch.log1p(self.markov_count[index] / self.blend_log_prior[follower].exp())
+        return out
+
+    def _followers(self, last: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(row, index into the table) of every transition out of each row's last item."""
+        return concat_ranges(self.markov_indptr[last], self.markov_indptr[last + 1] - self.markov_indptr[last])
+
     def transition_counts(self, last: torch.Tensor) -> torch.Tensor:
         """(M,) items -> (M, N + 1) how often each item followed it in training."""
         counts = torch.zeros(len(last), len(self.markov_indptr) - 1, device=last.device)
-        rows, index = concat_ranges(self.markov_indptr[last], self.markov_indptr[last + 1] - self.markov_indptr[last])
+        rows, index = self._followers(last)
         counts[rows, self.markov_follower[index]] = self.markov_count[index]  # (source, follower) pairs are unique
         return counts
 
-    def add_markov_residual_(self, scores: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
-        """In place, without a second (M, N + 1) block: scores += w * log1p(counts after `last`) (inference)."""
+    def add_markov_terms_(self, scores: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        """In place, without a second (M, N + 1) block: the plain logits `scores` become `self.scores` (inference)."""
+        if not (self.markov_residual or self.markov_blend):
+            return scores
+        rows, index = self._followers(last)
+        follower, count = self.markov_follower[index], self.markov_count[index]
+        added = torch.zeros_like(count)
         if self.markov_residual:
-            rows, index = concat_ranges(self.markov_indptr[last], self.markov_indptr[last + 1] - self.markov_indptr[last])
-            scores.index_put_((rows, self.markov_follower[index]),
-                              self.markov_weight * torch.log1p(self.markov_count[index]), accumulate=True)
+            added += self.markov_weight * torch.log1p(count)
+        if self.markov_blend:
+            scores.add_(self.blend_weight * self.blend_log_prior)
+            added += self.blend_weight * torch.log1p(count / self.blend_log_prior[follower].exp())
+        scores.index_put_((rows, follower), added, accumulate=True)
         return scores
 
 
 def build_model(n_items: int, embed_dim: int, hidden_dim: int, num_layers: int, dropout: float,
-                markov_residual: bool = False) -> LSTMRecommender:
+                markov_residual: bool = False, markov_blend: bool = False) -> LSTMRecommender:
     """The model for a catalogue of n_items items; sizes as explicit arguments."""
-    return LSTMRecommender(n_items, embed_dim, hidden_dim, num_layers, dropout, markov_residual)
+    return LSTMRecommender(n_items, embed_dim, hidden_dim, num_layers, dropout, markov_residual, markov_blend)

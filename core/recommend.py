@@ -57,7 +57,7 @@ def recommend(model: LSTMRecommender, catalog: pd.DataFrame, history: np.ndarray
     model.eval()
     device = next(model.parameters()).device
     window = torch.tensor(np.array(history[-max_seq_len:], dtype=np.int64), device=device)[None]  # (1, T)
-    scores = torch.softmax(model.logits(model(window)[:, -1], last=window[:, -1])[0].float(), dim=-1)  # (N + 1,)
+    scores = torch.softmax(model.scores(model(window)[:, -1], last=window[:, -1])[0], dim=-1)  # (N + 1,)
     scores[0] = float("-inf")
     if exclude_seen:
         scores[torch.tensor(np.array(history, dtype=np.int64), device=device)] = float("-inf")

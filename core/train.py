@@ -3,12 +3,12 @@
 Prints one line per epoch, then one JSON line with the final metrics of the model and of both baselines.
 Without --test: trains on the training period and reports validation metrics (of the best epoch, with
 `patience`). With --test: trains on training + validation and reports test metrics (the final-evaluation
-protocol; nothing is chosen on test); with `patience`, for as many epochs as a validation run peaked at.
+protocol; nothing is chosen on test); with `patience`, for as many epochs as a validation run peaked at, and
+with the blend weight and the ranking of seen items that run chose where they are auto.
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import sys
@@ -18,7 +18,7 @@ from core.baselines import evaluate_baselines
 from core.config import parse_overrides, resolve_config
 from core.data import prepare_data
 from core.errors import RecsysError
-from core.fit import fit
+from core.fit import choose_on_validation, fit, validation_choices
 from core.metrics import of_split
 from core.threads import apply_threads
 
@@ -53,19 +53,21 @@ def main(argv: list[str] | None = None) -> int:
         prepared = time.perf_counter()
         apply_threads(config)  # after the data, so that a data error stays the one line printed
         split = "test" if args.test else "val"
-        if args.test and config.patience:  # the epochs to train come from validation, as a search's peak does
-            config = dataclasses.replace(config, epochs=fit(config, data).best_epoch or config.epochs)
-            log.info("training %d epochs (the validation peak) on training + validation", config.epochs)
+        if args.test:  # epochs and blend weight come from validation, as from a search's peak
+            config = choose_on_validation(config, data)
         result = fit(config, data, evaluate_on=split)
         baselines = evaluate_baselines(config, data, evaluate_on=split)
     except RecsysError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     model = of_split(split, result.best)
+    chosen = {"markov_blend": config.markov_blend, "seen_items": config.seen_items}
+    if not args.test:
+        chosen.update(validation_choices(config, result.best, None))
     train_seconds = [row["train_seconds"] for row in result.history]
     print(json.dumps({
         "split": split, "data": config.data, "sample_mode": config.sample_mode, "exclude_seen": config.exclude_seen,
-        "epochs": config.epochs, "epochs_run": len(result.history), "best_epoch": result.best_epoch,
+        "epochs": config.epochs, **chosen, "epochs_run": len(result.history), "best_epoch": result.best_epoch,
         "model": model, **baselines,
         "data_stats": data.stats, "prepare_seconds": round(prepared - began, 3),
         "train_seconds_per_epoch": round(sum(train_seconds) / len(train_seconds), 3),

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from core.config import build_config
+from core.fit import validation_choices
 from core.metrics import KINDS, metric_name, parse_metric_name
 from search import importance
 from search.plan import BEST_CONFIG_FILE, SearchPlan, Status
@@ -67,6 +69,9 @@ def trial_table(records: list[TrialRecord], space_keys: list[str], metric: str, 
             else:
                 best = int(np.nanargmax(values) if mode == "max" else np.nanargmin(values))
             row.update({f"best_{metric}": values[best], "peak_epoch": int(history["epoch"].iloc[best])})
+            for chosen in ("markov_blend", "seen_last"):  # chosen on validation, at the peak
+                if chosen in history:
+                    row[chosen] = float(history[chosen].iloc[best])
             validation = [c for c in history.columns if parse_metric_name(c)[0] == "val"]
             for column in [c for c in validation if c != metric]:
                 row[f"best_{column}"] = history[column].iloc[best]  # at the peak epoch
@@ -89,10 +94,13 @@ def best_row(table: pd.DataFrame, metric: str, mode: str) -> pd.Series | None:
 
 def write_best_config(path: Path, record: TrialRecord, row: pd.Series, metric: str, experiment: str) -> None:
     """The best trial's complete config with `epochs` set to its peak epoch: ready to retrain."""
-    config = dict(record.config, epochs=int(row["peak_epoch"]))
+    at_peak = {k: row[k] for k in ("markov_blend", "seen_last") if k in row and np.isfinite(row[k])}
+    chosen = validation_choices(build_config(record.config), at_peak, None)
+    config = dict(record.config, epochs=int(row["peak_epoch"]), **chosen)
+    blend = "".join(f", `{key}` as chosen there" for key in chosen)
     header = (f"# Best trial {row['trial_id']} of search {experiment}: {metric} {row[f'best_{metric}']:.5f} "
               f"at epoch {int(row['peak_epoch'])} (ran {int(row['epochs_run'])} epochs, {row['status']}).\n"
-              f"# `epochs` is that peak epoch. Retrain: python -m search.retrain {path.parent}\n")
+              f"# `epochs` is that peak epoch{blend}. Retrain: python -m search.retrain {path.parent}\n")
     path.write_text(header + yaml.safe_dump(config, sort_keys=False))
 
 
@@ -190,13 +198,22 @@ def retrain_report(metrics: dict[str, Any], ks: tuple[int, ...]) -> str:
     header = "| recommender | " + " | ".join(names) + " |\n|" + " --- |" * (len(names) + 1)
     rows = [f"| LSTM (best config, {len(metrics['seeds'])} seed{'s' * (len(metrics['seeds']) > 1)}) | "
             + " | ".join(f"{mean[n]:.4f}{spread(n)}" for n in names) + " |"]
+    blend = metrics.get("markov_blend") or 0.0
+    lstm_alone = metric_name("lstm_ndcg", ks[0])
+    if blend and lstm_alone in mean:
+        rows.append(f"| its LSTM alone (without the Markov blend) | " + " | ".join(
+            f"{mean[lstm_alone]:.4f}{spread(lstm_alone)}" if n == metric_name("ndcg", ks[0]) else ""
+            for n in names) + " |")
     for key, label in (("markov", "Markov (last item)"), ("most_popular", "most popular")):
         rows.append(f"| {label} | " + " | ".join(f"{metrics[key][n]:.4f}" for n in names) + " |")
     stats = metrics["data_stats"]
     return "\n".join([
         f"# Test results of search {metrics['experiment']}", "",
-        f"Best config trained on training + validation for {metrics['epochs']} epochs (the best trial's peak), "
-        f"then evaluated once on test: {stats.get('test_targets')} targets "
+        f"Best config trained on training + validation for {metrics['epochs']} epochs (the best trial's peak)"
+        + (f", scores blended with the Markov chain at weight {blend:g} (chosen on validation)" if blend else "")
+        + (", items the customer already had ranked last (chosen on validation)"
+           if metrics.get("seen_items") == "last" and not metrics["exclude_seen"] else "")
+        + f", then evaluated once on test: {stats.get('test_targets')} targets "
         f"({stats.get('test_cold_targets')} with an item never seen in training, scored as they come), "
         f"full ranking over {stats.get('items')} items, seen items {'excluded' if metrics['exclude_seen'] else 'kept'}.",
         "", header, *rows, "",

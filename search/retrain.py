@@ -23,7 +23,7 @@ from core.baselines import evaluate_baselines
 from core.config import Config, build_config, load_yaml
 from core.data import prepare_data
 from core.errors import ConfigError, RecsysError
-from core.fit import fit
+from core.fit import choose_on_validation, fit, needs_validation_choices
 from core.metrics import of_split
 from core.threads import apply_threads
 from search.plan import (
@@ -80,8 +80,12 @@ def retrain(folder: Path, seeds: int = 1, force: bool = False) -> dict[str, Any]
     if searched_on and searched_on != data.fingerprint() and not force:
         raise ConfigError(f"the data of {config.data} changed since search {folder.name} ran (fingerprint "
                           f"{data.fingerprint()} vs {searched_on}); search again, or retrain anyway with --force")
+    began = time.perf_counter()
+    if needs_validation_choices(config):  # a best config written before these were recorded: choose them now
+        config = dataclasses.replace(choose_on_validation(dataclasses.replace(config, patience=0), data),
+                                     patience=config.patience)
     final = folder / FINAL_FOLDER
-    per_seed, began = [], time.perf_counter()
+    per_seed = []
     for index in range(seeds):
         seeded = dataclasses.replace(config, seed=config.seed + index)
         log.info("seed %d (%d of %d): training %d epochs on training + validation", seeded.seed, index + 1,
@@ -92,7 +96,8 @@ def retrain(folder: Path, seeds: int = 1, force: bool = False) -> dict[str, Any]
             save_model(final, result.model, seeded, data, info={"experiment": folder.name})
     metrics = {
         "experiment": folder.name, "data": config.data, "data_fingerprint": data.fingerprint(),
-        "data_stats": data.stats, "epochs": config.epochs, "seeds": [config.seed + i for i in range(seeds)],
+        "data_stats": data.stats, "epochs": config.epochs, "markov_blend": config.markov_blend, "seen_items": config.seen_items,
+        "seeds": [config.seed + i for i in range(seeds)],
         "model": {**summarise(per_seed), "per_seed": per_seed},
         **evaluate_baselines(config, data, evaluate_on="test"),
         "exclude_seen": config.exclude_seen, "search_created": plan.created,

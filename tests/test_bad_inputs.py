@@ -93,6 +93,7 @@ SETTING_CASES = [
     (["--set", "weight_decay=-1"], "weight_decay: expected a value >= 0.0 and <= 10.0"),
     (["--set", "hiden_dim=3"], "hiden_dim: unknown setting (did you mean hidden_dim?"),
     (["--set", "threads=0"], "threads: expected auto or a positive integer, got 0"),
+    (["--set", "markov_blend=-0.5"], "markov_blend: expected auto or a number >= 0 (0: off), got -0.5"),
     (["--set", "time_format=dd/mm/yyyy"], "time_format: expected a strftime pattern"),
     (["--set", "lr"], "--set 'lr': expected key=value"),
 ]

@@ -22,18 +22,27 @@ def test_train_cli_ends_with_one_json_line_of_model_and_baseline_metrics(capsys)
 
 
 def test_train_cli_test_mode_reports_test_metrics_and_prints_epoch_lines(capsys):
-    assert main(settings(dict(TINY, patience=0)) + ["--test"]) == 0
+    assert main(settings(dict(TINY, patience=0, markov_blend=0, seen_items="keep")) + ["--test"]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["split"] == "test"
     assert captured.err.count("train_loss") == TINY["epochs"]
     assert captured.err.count("test_ndcg@5") == 1  # test is evaluated once, after the last epoch
 
 
+def test_train_cli_test_mode_takes_the_blend_weight_from_a_validation_run(capsys):
+    assert main(settings(dict(TINY, patience=0, markov_blend="auto")) + ["--test"]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert captured.err.count("val_loss") == captured.err.count("train_loss") - TINY["epochs"] == TINY["epochs"]
+    assert f"markov_blend {result['markov_blend']:g}" in captured.err.split("chosen on validation")[1]
+    assert isinstance(result["markov_blend"], float) and "lstm_ndcg@5" in result["model"]
+
+
 def test_train_cli_test_mode_with_patience_trains_for_the_validation_peak(capsys):
     assert main(settings(dict(TINY, epochs=6, patience=1, lr=0.05)) + ["--test"]) == 0
     captured = capsys.readouterr()
     result = json.loads(captured.out)
-    validation_epochs = captured.err.count("val_ndcg@5")
+    validation_epochs = captured.err.count("val_loss")
     assert 1 <= result["epochs"] <= validation_epochs <= 6  # the peak of the validation run
     assert captured.err.count("train_loss") == validation_epochs + result["epochs"]
     assert captured.err.count("test_ndcg@5") == 1

@@ -14,11 +14,12 @@ from core.recommend import recommend_for
 from search import recommend as recommend_cli
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["lstm", "lstm+markov"])
+@pytest.fixture(scope="module", params=[{"markov_blend": 0}, {"markov_residual": True, "markov_blend": 0.5}],
+                ids=["lstm", "lstm+markov residual+blend"])
 def saved(tmp_path_factory, request):
     torch.set_num_threads(1)
     config = build_config({"synthetic_customers": 300, "synthetic_items": 140, "embed_dim": 8, "hidden_dim": 16,
-                           "epochs": 1, "max_seq_len": 6, "dropout": 0.3, "markov_residual": request.param})
+                           "epochs": 1, "max_seq_len": 6, "dropout": 0.3, **request.param})
     data = prepare_data(config)
     folder = tmp_path_factory.mktemp("final")
     save_model(folder, fit(config, data).model, config, data)

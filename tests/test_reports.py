@@ -10,7 +10,8 @@ from search.space import SearchSettings, SearchSpec
 
 
 def record(trial_id, ndcg, done=True, error=None, lr=0.001, patience=0):
-    history = pd.DataFrame({"epoch": range(1, len(ndcg) + 1), "val_ndcg@5": ndcg, "val_hr@5": [2 * v for v in ndcg]})
+    history = pd.DataFrame({"epoch": range(1, len(ndcg) + 1), "val_ndcg@5": ndcg, "val_hr@5": [2 * v for v in ndcg],
+                            "markov_blend": [0.5 * i for i in range(len(ndcg))]})
     return TrialRecord(trial_id=trial_id, started=0.0, config=dict(build_config({}).to_dict(), lr=lr, patience=patience),
                        history=history, error=error, done=done, wall_seconds=1.5)
 
@@ -26,6 +27,7 @@ def test_statuses_best_epochs_and_metrics_at_the_best_epoch():
                                          "e": "plateaued"}
     assert (table.loc["a", "best_val_ndcg@5"], table.loc["a", "peak_epoch"]) == (0.3, 2)
     assert table.loc["a", "best_val_hr@5"] == 0.6 and table.loc["a", "last_val_ndcg@5"] == 0.2
+    assert table.loc["a", "markov_blend"] == 0.5
     assert pd.isna(table.loc["d", "best_val_ndcg@5"]) and "nan" in table.loc["d", "error"]
     lowest = trial_table(RECORDS, ["lr"], "val_ndcg@5", "min", max_epochs=3).set_index("trial_id")
     assert lowest.loc["a", "peak_epoch"] == 1
@@ -42,7 +44,7 @@ def test_reports_name_the_best_trial_its_peak_epoch_and_the_errors(tmp_path):
                         ray_start_seconds=2.0, prepare_seconds=0.1, trial_seconds=6.0, default_trial_id="b")
     write_outputs(tmp_path, RECORDS, plan, spec, facts)
     best = yaml.safe_load((tmp_path / "best_config.yaml").read_text())
-    assert (best["epochs"], best["lr"]) == (2, 0.001)
+    assert (best["epochs"], best["lr"], best["markov_blend"]) == (2, 0.001, 0.5)  # the weight chosen at the peak
     assert (tmp_path / "best_config.yaml").read_text().startswith("# Best trial a of search hand: val_ndcg@5 0.30000")
     summary = (tmp_path / "summary.md").read_text()
     assert "**INTERRUPTED** (5 of 5 trials started)" in summary

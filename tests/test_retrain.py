@@ -45,6 +45,19 @@ def test_retrain_writes_every_artefact_with_test_metrics_of_model_and_baselines(
     assert metrics["data_fingerprint"] == yaml.safe_load((searched / "search.yaml").read_text())["data_fingerprint"]
     out = capsys.readouterr().out
     assert "| LSTM (best config, 2 seeds) |" in out and "± " in out and "| Markov (last item) |" in out
+    assert metrics["markov_blend"] == best["markov_blend"]  # the weight chosen on validation at the peak
+    saved = load_model(final)
+    assert saved.model.markov_blend and float(saved.model.blend_weight) == pytest.approx(best["markov_blend"])
+
+
+def test_a_best_config_without_a_blend_weight_gets_one_from_validation(searched, tmp_path):
+    copy = tmp_path / "old"
+    shutil.copytree(searched, copy)
+    best = yaml.safe_load((copy / "best_config.yaml").read_text())
+    best.pop("markov_blend")  # as written before the weight was recorded: the default, auto
+    (copy / "best_config.yaml").write_text(yaml.safe_dump(best))
+    assert retrain_cli.main([str(copy)]) == 0
+    assert isinstance(json.loads((copy / "final" / "metrics.json").read_text())["markov_blend"], float)
 
 
 def test_reloaded_model_recommends_exactly_as_before_saving(tmp_path):

@@ -1,4 +1,5 @@
 import copy
+import dataclasses
 import math
 
 import numpy as np
@@ -7,6 +8,7 @@ import torch
 
 from core.baselines import (
     evaluate_baselines,
+    item_counts,
     markov_scorer,
     markov_table,
     popularity_scorer,
@@ -15,9 +17,9 @@ from core.config import build_config
 from core.data import prepare_data
 from core.epoch import DivergedError, train_epoch
 from core.errors import ConfigError
-from core.evaluation import evaluate, model_scorer
-from core.fit import fit
-from core.model import build_model
+from core.evaluation import evaluate, evaluate_variants, markov_blend_scorer, model_scorer
+from core.fit import BLEND_WEIGHTS, choose_on_validation, fit
+from core.model import BLEND_ALPHA, build_model
 from core.samples import prefix_samples, training_windows
 from core.split import TRAIN, VALID
 from core.tensors import TrainingSamples, evaluation_targets, training_samples
@@ -209,4 +211,82 @@ def test_the_markov_residual_adds_w_log1p_counts_and_leaves_the_own_pair_out_in_
     expected[0, 2], expected[1, 3] = 2 * math.log(2), 0.0  # each position's own pair counted once less
     assert torch.allclose(training, expected, atol=1e-6)
     block = plain.detach().clone()  # the export's in-place, sparse path agrees with the dense one
-    assert torch.allclose(model.add_markov_residual_(block, last), model.logits(hidden, last=last), atol=1e-6)
+    assert torch.allclose(model.add_markov_terms_(block, last), model.logits(hidden, last=last), atol=1e-6)
+
+
+def test_the_markov_blend_adds_w_log_of_the_smoothed_transitions_and_the_export_path_agrees():
+    data = hand_built_data()  # training transitions: 1->2 twice, 2->3 once, 4->4 once; item counts 2, 2, 1, 2
+    model = build_model(data.n_items, 4, 6, 1, 0.0, markov_residual=True, markov_blend=True)
+    model.set_markov_table(*markov_table(data, TRAIN), item_counts(data, TRAIN))
+    prior = (np.array([0, 2, 2, 1, 2]) + 1) / (7 + 4)  # add-one popularity over the 4 items
+    counts = torch.zeros(3, 5, dtype=torch.float64)
+    counts[0, 2], counts[1, 3] = 2, 1
+    last = torch.tensor([1, 2, 3])
+    # log((count + ALPHA p) / (n_last + ALPHA)) up to the row constant log(n_last + ALPHA)
+    expected = torch.log(counts + BLEND_ALPHA * torch.as_tensor(prior)).float()
+    assert torch.allclose(model.markov_log_probs(last), expected, atol=1e-6)
+    hidden = torch.randn(3, 6)
+    with torch.no_grad():
+        model.blend_weight.fill_(0.5)
+        assert torch.allclose(model.scores(hidden, last) - model.logits(hidden, last=last), 0.5 * expected, atol=1e-6)
+        block = model.output(hidden).clone()  # the export's in-place path: residual and blend
+        assert torch.allclose(model.add_markov_terms_(block, last), model.scores(hidden, last), atol=1e-5)
+
+
+def test_blend_weights_are_evaluated_in_one_pass_with_exact_metrics():
+    data = hand_built_data()
+    model = build_model(data.n_items, 4, 6, 1, 0.0, markov_blend=True)
+    model.set_markov_table(*markov_table(data, TRAIN), item_counts(data, TRAIN))
+    targets = evaluation_targets(data, VALID, max_seq_len=1, device=torch.device("cpu"))
+    fixed = torch.tensor([0.0, 0.1, 0.5, 0.4, 0.9])  # the "LSTM": 4, then 2, then 3, then 1
+
+    def lstm(inputs, lengths):
+        return fixed.expand(len(inputs), -1).clone()
+    # targets: after 3 -> 2 (rank 2 for any w: 1, 2, 4 share a prior), after 2 -> 3 (the only follower of 2):
+    # rank 3 alone; beats item 2 for w > 0.068 and item 4 for w > 0.341
+    variants = ((0.0, False), (0.1, False), (0.5, False), (0.0, True))
+    got = evaluate_variants(lstm, markov_blend_scorer(model), variants, targets, ks=(1, 5), exclude_seen=False,
+                            batch_size=1)
+    assert [got[v]["mrr@5"] for v in variants[:3]] == pytest.approx([(1 / 2 + 1 / 3) / 2, 1 / 2, 3 / 4])
+    assert [got[v]["hr@1"] for v in variants[:3]] == [0.0, 0.0, 0.5]
+    assert got[0.0, False] == evaluate(lstm, targets, ks=(1, 5), exclude_seen=False, batch_size=1)
+    # seen items last: customer 1 already had 2 (a miss), customer 2's 1 and 2 go last: 3 is second after 4
+    assert got[0.0, True] == evaluate(lstm, targets, ks=(1, 5), exclude_seen=True, batch_size=1)
+    assert got[0.0, True]["mrr@5"] == pytest.approx(1 / 4)
+
+
+def test_markov_blend_auto_chooses_the_weight_on_validation_and_keeps_it_with_the_best_epoch(tiny_config):
+    config = build_config(dict(tiny_config, epochs=6, patience=2, markov_blend="auto", seen_items="keep"))
+    data = prepare_data(config)
+    result = fit(config, data)
+    assert all(row["markov_blend"] in BLEND_WEIGHTS for row in result.history)
+    assert all(row["val_ndcg@5"] >= row["val_lstm_ndcg@5"] for row in result.history)  # 0 is among the weights
+    assert float(result.model.blend_weight) == pytest.approx(result.best["markov_blend"])
+    targets = evaluation_targets(data, VALID, config.max_seq_len, torch.device("cpu"))
+    again = evaluate(model_scorer(result.model), targets, ks=config.ks, exclude_seen=False, batch_size=512)
+    assert again["ndcg@5"] == pytest.approx(result.best["val_ndcg@5"], abs=1e-6)
+    with pytest.raises(ConfigError, match="markov_blend and seen_items: auto is chosen on validation"):
+        fit(config, data, evaluate_on="test")
+    chosen = choose_on_validation(config, data)
+    assert (chosen.epochs, chosen.markov_blend) == (result.best_epoch, result.best["markov_blend"])
+
+
+def test_markov_blend_off_builds_the_plain_model(tiny_config):
+    result = fit(dict(tiny_config, markov_blend=0), prepare_data(build_config(tiny_config)))
+    assert not result.model.markov_blend and result.final["markov_blend"] == 0.0
+    assert "blend_weight" not in result.model.state_dict()
+
+
+def test_seen_items_auto_ranks_them_last_on_a_log_where_nobody_repeats_an_item():
+    rng = np.random.default_rng(0)
+    rows = [(user, time, int(item)) for user in range(1, 81)
+            for time, item in enumerate(rng.choice(np.arange(1, 31), size=8, replace=False), start=1)]
+    config = build_config({"split": "leave_one_out", "embed_dim": 8, "hidden_dim": 8, "epochs": 1, "patience": 0,
+                           "markov_blend": 0, "seen_items": "auto", "max_seq_len": 8})
+    data = prepare_data(config, interactions(rows))
+    result = fit(config, data)
+    # no target repeats an item, so ranking seen items last can only lift targets: chosen unless it ties
+    assert result.best["seen_last"] == 1.0 and result.best["val_ndcg@5"] > result.best["val_lstm_ndcg@5"]
+    assert choose_on_validation(config, data).seen_items == "last"
+    kept = fit(dataclasses.replace(config, seen_items="keep"), data).best
+    assert (kept["seen_last"], kept["val_ndcg@5"]) == (0.0, result.best["val_lstm_ndcg@5"])

@@ -1,0 +1,71 @@
+"""Test quality of one config over seeds, beside the Markov chain: the issue's protocol in one command.
+
+    python bench/quality.py TAG [--config FILE] [--seeds 3] [--jobs 2] [--set KEY=VALUE ...]
+
+Runs `python -m core.train --test --quiet` once per seed (each one thread; --jobs at a time): with
+`patience` and `markov_blend: auto`, each seed first trains on the training period to choose its epochs and
+blend weight on validation, then trains on training + validation and is evaluated once on test. Appends
+every seed's JSON line to bench/out/quality/TAG.jsonl and prints one markdown row: test NDCG@5 mean ± std,
+the same models' LSTM alone (without the blend), Markov and most popular on the same targets, the ratio to
+Markov, the chosen epochs and weights, and seconds per training epoch.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out" / "quality"
+
+
+def run_seed(seed: int, args: argparse.Namespace) -> dict:
+    command = [sys.executable, "-m", "core.train", "--test", "--quiet", "--set", "threads=1", "--set", f"seed={seed}"]
+    if args.config:
+        command += ["--config", args.config]
+    for pair in args.overrides:
+        command += ["--set", pair]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"seed {seed} failed: {done.stderr.strip().splitlines()[-1]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def mean_std(values: list[float]) -> str:
+    spread = f" ± {statistics.stdev(values):.4f}" if len(values) > 1 else ""
+    return f"{statistics.fmean(values):.4f}{spread}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("tag", help="name of this measurement (file bench/out/quality/TAG.jsonl)")
+    parser.add_argument("--config", help="YAML config, e.g. bench/configs/beauty.yaml")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=2, help="seeds trained at once (one thread each)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args()
+    with ThreadPoolExecutor(args.jobs) as pool:
+        runs = list(pool.map(lambda seed: run_seed(seed, args), range(args.seeds)))
+    OUT.mkdir(parents=True, exist_ok=True)
+    with open(OUT / f"{args.tag}.jsonl", "a") as out:
+        for run in runs:
+            out.write(json.dumps(run) + "\n")
+    model = [r["model"]["ndcg@5"] for r in runs]
+    alone = [r["model"].get("lstm_ndcg@5", r["model"]["ndcg@5"]) for r in runs]
+    markov, popular = runs[0]["markov"]["ndcg@5"], runs[0]["most_popular"]["ndcg@5"]
+    print("| run | test NDCG@5 | LSTM alone | Markov | most popular | model / Markov | epochs | markov_blend | s/epoch |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print(f"| {args.tag} | {mean_std(model)} | {mean_std(alone)} | {markov:.4f} | {popular:.4f} | "
+          f"{statistics.fmean(model) / markov:.2f}x | {', '.join(str(r['epochs']) for r in runs)} | "
+          f"{', '.join(str(r['markov_blend']) for r in runs)} | "
+          f"{statistics.fmean(r['train_seconds_per_epoch'] for r in runs):.1f} |")
+
+
+if __name__ == "__main__":
+    main()
