@@ -6,8 +6,9 @@ Runs `python -m core.train --test --quiet` once per seed (each one thread; --job
 `patience` and `markov_blend: auto`, each seed first trains on the training period to choose its epochs and
 blend weight on validation, then trains on training + validation and is evaluated once on test. Appends
 every seed's JSON line to bench/out/quality/TAG.jsonl and prints one markdown row: test NDCG@5 mean ± std,
-the same models' LSTM alone (without the blend), Markov and most popular on the same targets, the ratio to
-Markov, the chosen epochs and weights, and seconds per training epoch.
+the same models' LSTM alone (plain scores, seen items kept), Markov and most popular on the same targets, the
+ratio to Markov, what validation chose (epochs, blend weight, seen items), seconds per training epoch and per
+evaluation (one thread each, so load from other jobs shows).
 """
 from __future__ import annotations
 
@@ -49,22 +50,28 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=2, help="seeds trained at once (one thread each)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--report", action="store_true", help="train nothing: print the row of TAG's last --seeds runs")
     args = parser.parse_args()
-    with ThreadPoolExecutor(args.jobs) as pool:
-        runs = list(pool.map(lambda seed: run_seed(seed, args), range(args.seeds)))
-    OUT.mkdir(parents=True, exist_ok=True)
-    with open(OUT / f"{args.tag}.jsonl", "a") as out:
-        for run in runs:
-            out.write(json.dumps(run) + "\n")
+    if args.report:
+        lines = (OUT / f"{args.tag}.jsonl").read_text().splitlines()[-args.seeds:]
+        runs = [json.loads(line) for line in lines]
+    else:
+        with ThreadPoolExecutor(args.jobs) as pool:
+            runs = list(pool.map(lambda seed: run_seed(seed, args), range(args.seeds)))
+        OUT.mkdir(parents=True, exist_ok=True)
+        with open(OUT / f"{args.tag}.jsonl", "a") as out:
+            for run in runs:
+                out.write(json.dumps(run) + "\n")
     model = [r["model"]["ndcg@5"] for r in runs]
     alone = [r["model"].get("lstm_ndcg@5", r["model"]["ndcg@5"]) for r in runs]
     markov, popular = runs[0]["markov"]["ndcg@5"], runs[0]["most_popular"]["ndcg@5"]
-    print("| run | test NDCG@5 | LSTM alone | Markov | most popular | model / Markov | epochs | markov_blend | s/epoch |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| run | test NDCG@5 | LSTM alone | Markov | most popular | model / Markov | epochs | markov_blend | seen items | train s/epoch | eval s/epoch |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     print(f"| {args.tag} | {mean_std(model)} | {mean_std(alone)} | {markov:.4f} | {popular:.4f} | "
           f"{statistics.fmean(model) / markov:.2f}x | {', '.join(str(r['epochs']) for r in runs)} | "
-          f"{', '.join(str(r['markov_blend']) for r in runs)} | "
-          f"{statistics.fmean(r['train_seconds_per_epoch'] for r in runs):.1f} |")
+          f"{', '.join(str(r['markov_blend']) for r in runs)} | {', '.join(r.get('seen_items', '') for r in runs)} | "
+          f"{statistics.fmean(r['train_seconds_per_epoch'] for r in runs):.1f} | "
+          f"{statistics.fmean(r.get('eval_seconds_per_epoch', float('nan')) for r in runs):.2f} |")
 
 
 if __name__ == "__main__":

@@ -213,9 +213,12 @@ def run_epoch(config: Config, model: LSTMRecommender, optimizer: torch.optim.Opt
         line += (f"  {metric_name('loss', split=split)} {scores['loss']:.4f}  "
                  f"{metric_name('ndcg', config.ks[0], split)} {scores[ndcg]:.4f}")
         if model.markov_blend or not config.exclude_seen:
-            metrics.update({"markov_blend": weight, "seen_last": float(seen_last), f"{split}_lstm_{ndcg}": plain[ndcg]})
-            line += (f" (LSTM alone {plain[ndcg]:.4f}; markov_blend {weight:g}, seen items "
-                     f"{'last' if seen_last else 'kept'})")
+            metrics.update({"markov_blend": weight, f"{split}_lstm_{ndcg}": plain[ndcg]})
+            line += f" (LSTM alone {plain[ndcg]:.4f}; markov_blend {weight:g}"
+            if not config.exclude_seen:  # with exclude_seen, every ranking leaves them out
+                metrics["seen_last"] = float(seen_last)
+                line += f", seen items {'last' if seen_last else 'kept'}"
+            line += ")"
     log.info("%s  %.1fs", line, time.perf_counter() - began)
     return metrics
 

@@ -65,12 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.test:
         chosen.update(validation_choices(config, result.best, None))
     train_seconds = [row["train_seconds"] for row in result.history]
+    eval_seconds = [row["eval_seconds"] for row in result.history if "eval_seconds" in row]
     print(json.dumps({
         "split": split, "data": config.data, "sample_mode": config.sample_mode, "exclude_seen": config.exclude_seen,
         "epochs": config.epochs, **chosen, "epochs_run": len(result.history), "best_epoch": result.best_epoch,
         "model": model, **baselines,
         "data_stats": data.stats, "prepare_seconds": round(prepared - began, 3),
         "train_seconds_per_epoch": round(sum(train_seconds) / len(train_seconds), 3),
+        "eval_seconds_per_epoch": round(sum(eval_seconds) / max(len(eval_seconds), 1), 3),
     }))
     return 0
 

@@ -47,6 +47,7 @@ def test_reports_name_the_best_trial_its_peak_epoch_and_the_errors(tmp_path):
     assert (best["epochs"], best["lr"], best["markov_blend"]) == (2, 0.001, 0.5)  # the weight chosen at the peak
     assert (tmp_path / "best_config.yaml").read_text().startswith("# Best trial a of search hand: val_ndcg@5 0.30000")
     summary = (tmp_path / "summary.md").read_text()
+    assert "at epoch 2; lr=0.001; chosen on validation: markov_blend 0.5. Config:" in summary
     assert "**INTERRUPTED** (5 of 5 trials started)" in summary
     assert f"`python -m search.run --resume --name hand --storage {tmp_path}`" in summary
     assert "1 completed, 1 plateaued (patience), 1 early-stopped (ASHA), 1 errored, 1 unfinished" in summary
