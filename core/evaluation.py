@@ -81,10 +81,13 @@ def evaluate_variants(scorer: Scorer, blend: Scorer | None, variants: tuple[Vari
         if exclude_seen:
             scores[seen] = float("-inf")
         added = blend(inputs, length) if blend is not None and any(w for w, _ in variants) else None
+        blended = torch.empty_like(scores) if len(variants) > 1 else None  # reused by every variant
         for w, seen_last in variants:
-            ranked = scores if w == 0 else scores + w * added  # -inf stays -inf
+            ranked = scores
+            if w != 0:
+                ranked = torch.add(scores, added, alpha=w, out=blended)  # -inf stays -inf
             if seen_last and not exclude_seen:
-                ranked = ranked.clone() if ranked is scores else ranked
+                ranked = ranked if w != 0 else torch.clone(scores) if blended is None else blended.copy_(scores)
                 ranked[seen] = float("-inf")
             for name, value in metric_sums(target_ranks(ranked, answers), ks).items():
                 sums[w, seen_last][name] += value
