@@ -36,7 +36,7 @@ from core.tensors import (
 log = logging.getLogger(__name__)
 
 Report = Callable[[dict[str, float], dict[str, Any]], None]
-BLEND_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)  # tried by markov_blend: auto after every validation
+BLEND_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0)  # tried by markov_blend: auto after every validation
 
 
 @dataclass
