@@ -1,7 +1,6 @@
 """Full-ranking evaluation of any scorer (the model or a baseline) on a set of targets."""
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable
 
 import torch
@@ -60,9 +59,14 @@ def evaluate_variants(scorer: Scorer, blend: Scorer | None, variants: tuple[Vari
                       with_loss: bool = False) -> dict[Variant, dict[str, float]]:
     """`evaluate` of several rankings at once, the scorer run once per batch: for each (w, seen_last), the
     scores scorer + w * blend, with the customer's earlier items ranked last if seen_last (as exclude_seen
-    does for every variant). Returns {variant: metrics}; the loss, if asked, is the scorer's alone."""
+    does for every variant). Returns {variant: metrics}; the loss, if asked, is the scorer's alone.
+
+    Each blend weight costs one pass over the (B, N + 1) scores; ranking seen items last costs only a look
+    at the customer's own items: the target moves up by the number of them that scored at least as high."""
     items = targets.items
-    sums: dict[Variant, dict[str, torch.Tensor]] = {v: defaultdict(float) for v in variants}
+    ranks: dict[Variant, list[torch.Tensor]] = {v: [] for v in variants}
+    loss = torch.zeros((), device=items.device)
+    weights = list(dict.fromkeys(w for w, _ in variants))
     for batch in batch_indices(len(targets), batch_size):
         batch = batch.to(items.device)
         start, length = targets.starts[batch], targets.lengths[batch]
@@ -71,25 +75,44 @@ def evaluate_variants(scorer: Scorer, blend: Scorer | None, variants: tuple[Vari
         inputs = gather_windows(items, start, length, int(length.max()))
         scores = scorer(inputs, length)  # (B, N + 1)
         if with_loss:
-            loss = F.cross_entropy(scores, answers, reduction="sum")
-            for variant in variants:
-                sums[variant]["loss"] += loss
+            loss += F.cross_entropy(scores, answers, reduction="sum")
         scores[:, 0] = float("-inf")
         first = targets.history_first[batch]
         rows, index = concat_ranges(first, target_pos - first)
-        seen = rows, items[index]
         if exclude_seen:
-            scores[seen] = float("-inf")
-        added = blend(inputs, length) if blend is not None and any(w for w, _ in variants) else None
-        blended = torch.empty_like(scores) if len(variants) > 1 else None  # reused by every variant
-        for w, seen_last in variants:
-            ranked = scores
-            if w != 0:
-                ranked = torch.add(scores, added, alpha=w, out=blended)  # -inf stays -inf
-            if seen_last and not exclude_seen:
-                ranked = ranked if w != 0 else torch.clone(scores) if blended is None else blended.copy_(scores)
-                ranked[seen] = float("-inf")
-            for name, value in metric_sums(target_ranks(ranked, answers), ks).items():
-                sums[w, seen_last][name] += value
+            scores[rows, items[index]] = float("-inf")
+        else:  # each (customer, item) once: an item had twice moves the target up once
+            pairs = torch.unique(rows * scores.shape[1] + items[index])
+            seen_rows, seen_items = pairs // scores.shape[1], pairs % scores.shape[1]
+        added = blend(inputs, length) if blend is not None and any(weights) else None
+        blended = torch.empty_like(scores) if any(weights) else None  # reused by every weight
+        for w in weights:
+            ranked = scores if w == 0 else torch.add(scores, added, alpha=w, out=blended)  # -inf stays -inf
+            kept = target_ranks(ranked, answers)  # (B,)
+            if (w, False) in ranks:
+                ranks[w, False].append(kept)
+            if (w, True) in ranks:
+                ranks[w, True].append(kept if exclude_seen else _ranks_with_seen_last(
+                    ranked, answers, kept, seen_rows, seen_items))
     n = max(len(targets), 1)
-    return {v: {name: float(value) / n for name, value in sums[v].items()} for v in variants}
+    out = {}
+    for variant, parts in ranks.items():
+        all_ranks = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.int32)
+        out[variant] = {name: float(value) / n for name, value in metric_sums(all_ranks, ks).items()}
+        if with_loss:
+            out[variant]["loss"] = float(loss) / n
+    return out
+
+
+def _ranks_with_seen_last(scores: torch.Tensor, answers: torch.Tensor, ranks: torch.Tensor, seen_rows: torch.Tensor,
+                          seen_items: torch.Tensor) -> torch.Tensor:
+    """The targets' ranks once the (row, item) pairs given (unique) are scored -inf: a seen target cannot be
+    ranked (one past the last item, as target_ranks does), any other target moves up past each seen item
+    that scored at least as high."""
+    target_scores = scores.gather(1, answers[:, None])[:, 0]  # (B,)
+    above = scores[seen_rows, seen_items] >= target_scores[seen_rows]
+    moved = torch.zeros_like(ranks).index_add_(0, seen_rows, above.to(ranks.dtype))
+    target_seen = torch.zeros(len(answers), dtype=torch.bool, device=answers.device)
+    target_seen[seen_rows[seen_items == answers[seen_rows]]] = True
+    unrankable = scores.shape[1] + 1
+    return torch.where(target_seen | (ranks == unrankable), unrankable, ranks - moved)
