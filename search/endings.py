@@ -31,6 +31,18 @@ class SearchStopped(BaseException):
         self.signal_name = signal_name
 
 
+def stop_behind(err: BaseException) -> SearchStopped | None:
+    """The SearchStopped an exception wraps, if any: raised inside a Cython call of Ray's (waiting on its
+    workers), it comes out as "SystemError: ... returned a result with an exception set", caused by it."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, SearchStopped):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
 def _hard_stop(signum: int, frame: Any) -> None:
     raise SearchStopped(signal.Signals(signum).name)
 

@@ -180,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
         return run_search(args, plan, config, spec, data, baselines, began, prepared)
 
 
+STOPPING = "\n{}: stopping now; the summary is written from the results saved so far"
+
+
 def run_search(args: argparse.Namespace, plan: SearchPlan, config: Config, spec: SearchSpec, data: PreparedData,
                baselines: dict[str, dict[str, float]], began: float, prepared: float) -> int:
     """Start Ray, run the trials, write the reports; the exit code says how it ended."""
@@ -208,19 +211,21 @@ def run_search(args: argparse.Namespace, plan: SearchPlan, config: Config, spec:
         warm = load_warm_start(plan.warm_start, spec) if plan.warm_start else None
         records = tuner.run_trials(plan, config, spec, data, warm)
     except SearchStopped as stop:
-        print(f"\n{stop.signal_name}: stopping now; the summary is written from the results saved so far",
-              file=sys.stderr)
+        print(STOPPING.format(stop.signal_name), file=sys.stderr)
     except RecsysError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except Exception as err:  # a failure inside Ray: keep the details, say how to go on
-        error_log = Path(plan.folder) / "error.log"
-        error_log.write_text(traceback.format_exc())
-        dataclasses.replace(plan, status=Status.INTERRUPTED).save()
-        print(f"error: the search stopped: {type(err).__name__}: {endings.error_line(str(err))}\n"
-              f"details: {error_log}\nfinished trials are kept; resume with: {plan.resume_command(args.address)}",
-              file=sys.stderr)
-        return 1
+        stop = endings.stop_behind(err)
+        if stop is None:
+            error_log = Path(plan.folder) / "error.log"
+            error_log.write_text(traceback.format_exc())
+            dataclasses.replace(plan, status=Status.INTERRUPTED).save()
+            print(f"error: the search stopped: {type(err).__name__}: {endings.error_line(str(err))}\n"
+                  f"details: {error_log}\nfinished trials are kept; resume with: {plan.resume_command(args.address)}",
+                  file=sys.stderr)
+            return 1
+        print(STOPPING.format(stop.signal_name), file=sys.stderr)  # a second stop inside Ray's Cython code
     finally:
         endings.finishing()
         tuner.stop_ray()

@@ -16,6 +16,7 @@ import yaml
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
 from search.asha import ResumableASHA
+from search.endings import SearchStopped, stop_behind
 from search.run import main
 from tests.test_search import SMALL_SPACE, TINY, free_port, write_space
 
@@ -172,3 +173,15 @@ def epochs_asha_allows(asha, trial_id: str, values: list[float]) -> int | None:
             asha.on_trial_complete(None, trial, result)
             return epoch
     return None
+
+
+def test_a_stop_signal_wrapped_by_rays_cython_code_is_still_a_stop():
+    stop = SearchStopped("SIGINT")
+    try:
+        try:
+            raise stop
+        except SearchStopped as inner:  # what "returned a result with an exception set" looks like
+            raise SystemError("<cyfunction CoreWorker.wait> returned a result with an exception set") from inner
+    except SystemError as wrapped:
+        assert stop_behind(wrapped) is stop
+    assert stop_behind(RuntimeError("a real failure")) is None
