@@ -81,7 +81,7 @@ def evaluate_variants(scorer: Scorer, blend: Scorer | None, variants: tuple[Vari
         rows, index = concat_ranges(first, target_pos - first)
         if exclude_seen:
             scores[rows, items[index]] = float("-inf")
-        else:  # each (customer, item) once: an item had twice moves the target up once
+        elif any(last for _, last in variants):  # each (customer, item) once: an item had twice moves it up once
             pairs = torch.unique(rows * scores.shape[1] + items[index])
             seen_rows, seen_items = pairs // scores.shape[1], pairs % scores.shape[1]
         added = blend(inputs, length) if blend is not None and any(weights) else None

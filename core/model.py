@@ -15,7 +15,7 @@ from torch import nn
 
 from core.batching import concat_ranges
 
-BLEND_ALPHA = 1.0  # pseudo-count of the popularity prior in p_markov; 10 measured the same (BENCHMARKS.md)
+BLEND_ALPHA = 1.0  # pseudo-count of the popularity prior in p_markov (10 did the same in research runs, issue 9)
 
 
 class LSTMRecommender(nn.Module):
@@ -87,9 +87,12 @@ class LSTMRecommender(nn.Module):
         """(M,) items -> (M, N + 1) log p_markov(j | last) up to a per-row constant (see the module docstring)."""
         out = self.blend_log_prior.expand(len(last), -1).clone()
         rows, index = self._followers(last)
-        follower = self.markov_follower[index]
-        out[rows, follower] += torch.log1p(self.markov_count[index] / self.blend_log_prior[follower].exp())
+        out[rows, self.markov_follower[index]] += self._blend_follower_terms(index)
         return out
+
+    def _blend_follower_terms(self, index: torch.Tensor) -> torch.Tensor:
+        """log1p(count(i -> j) / (ALPHA p(j))) for the transitions at `index`: the blend's sparse part."""
+        return torch.log1p(self.markov_count[index] / self.blend_log_prior[self.markov_follower[index]].exp())
 
     def _followers(self, last: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(row, index into the table) of every transition out of each row's last item."""
@@ -113,7 +116,7 @@ class LSTMRecommender(nn.Module):
             added += self.markov_weight * torch.log1p(count)
         if self.markov_blend:
             scores.add_(self.blend_weight * self.blend_log_prior)
-            added += self.blend_weight * torch.log1p(count / self.blend_log_prior[follower].exp())
+            added += self.blend_weight * self._blend_follower_terms(index)
         scores.index_put_((rows, follower), added, accumulate=True)
         return scores
 

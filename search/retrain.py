@@ -96,8 +96,8 @@ def retrain(folder: Path, seeds: int = 1, force: bool = False) -> dict[str, Any]
             save_model(final, result.model, seeded, data, info={"experiment": folder.name})
     metrics = {
         "experiment": folder.name, "data": config.data, "data_fingerprint": data.fingerprint(),
-        "data_stats": data.stats, "epochs": config.epochs, "markov_blend": config.markov_blend, "seen_items": config.seen_items,
-        "seeds": [config.seed + i for i in range(seeds)],
+        "data_stats": data.stats, "epochs": config.epochs, "markov_blend": config.markov_blend,
+        "seen_items": config.seen_items, "seeds": [config.seed + i for i in range(seeds)],
         "model": {**summarise(per_seed), "per_seed": per_seed},
         **evaluate_baselines(config, data, evaluate_on="test"),
         "exclude_seen": config.exclude_seen, "search_created": plan.created,
