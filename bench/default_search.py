@@ -4,7 +4,8 @@ after each trial's peak, best validation NDCG@5; today's defaults against the ea
     python bench/default_search.py [--runs 3] [--variants patience no-patience] [-- extra search.run flags]
 
 `patience`: the defaults (at most 30 epochs, patience 3). `no-patience`: the earlier defaults (at most 20
-epochs, every trial runs until ASHA stops it or the cap). Outputs in bench/out/searches/.
+epochs, every trial runs until ASHA stops it or the cap). `random-batches`: the defaults with uniformly
+random training batches instead of batches by length. Outputs in bench/out/searches/.
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = {"patience": [], "no-patience": ["--set", "patience=0", "--max-epochs", "20"]}
+VARIANTS = {"patience": [], "no-patience": ["--set", "patience=0", "--max-epochs", "20"],
+            "random-batches": ["--set", "batch_by_length=false"]}
 
 
 def run(variant: str, index: int, storage: Path, extra: list[str]) -> dict:
@@ -33,6 +35,7 @@ def run(variant: str, index: int, storage: Path, extra: list[str]) -> dict:
     trials = pd.read_csv(storage / name / "trials.csv")
     after_peak = (trials["epochs_run"] - trials["peak_epoch"]).clip(lower=0)
     return {"variant": variant, "wall_seconds": wall, "trial_epochs": int(trials["epochs_run"].sum()),
+            "trial_seconds": float(trials["wall_seconds"].sum()),
             "after_peak": int(after_peak.sum()), "best": float(trials["best_val_ndcg@5"].max()),
             "plateaued": int((trials["status"] == "plateaued").sum())}
 
@@ -51,15 +54,17 @@ def main() -> None:
             print(rows[-1], flush=True)
     print(f"\n{date.today()}; {os.cpu_count()} CPUs; python -m search.run --samples 50 {' '.join(args.extra)}; "
           f"{args.runs} runs")
-    print("| defaults | run | wall (s) | trial-epochs | after the trial's peak | plateaued | best val NDCG@5 |\n"
-          "| --- | --- | --- | --- | --- | --- | --- |")
+    print("| defaults | run | wall (s) | trial-epochs | trial-seconds | after the trial's peak | plateaued | "
+          "best val NDCG@5 |\n| --- | --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
-        print(f"| {row['variant']} | | {row['wall_seconds']:.0f} | {row['trial_epochs']} | {row['after_peak']} | "
+        print(f"| {row['variant']} | | {row['wall_seconds']:.0f} | {row['trial_epochs']} | "
+              f"{row['trial_seconds']:.0f} | {row['after_peak']} | "
               f"{row['plateaued']} | {row['best']:.4f} |")
     for variant in args.variants:
         mine = [r for r in rows if r["variant"] == variant]
         print(f"| {variant} | median | {statistics.median(r['wall_seconds'] for r in mine):.0f} | "
               f"{statistics.median(r['trial_epochs'] for r in mine):.0f} | "
+              f"{statistics.median(r['trial_seconds'] for r in mine):.0f} | "
               f"{statistics.median(r['after_peak'] for r in mine):.0f} | | "
               f"{statistics.median(r['best'] for r in mine):.4f} |")
 

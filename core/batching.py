@@ -26,3 +26,17 @@ def batch_indices(n: int, batch_size: int, generator: torch.Generator | None = N
     """Consecutive index slices of size batch_size; shuffled when a generator is given."""
     order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
     yield from torch.split(order, batch_size)
+
+
+def length_batches(lengths: torch.Tensor, batch_size: int, generator: torch.Generator,
+                   chunk_batches: int = 50) -> Iterator[torch.Tensor]:
+    """Shuffled batches of samples of similar length: the samples are shuffled, cut into chunks of
+    chunk_batches batches, sorted by length within each chunk and cut into batches, which come in random
+    order. A batch is padded to its longest sample, so this spares the LSTM most of the padding where
+    histories are mostly shorter than max_seq_len."""
+    order = torch.randperm(len(lengths), generator=generator)
+    batches = []
+    for chunk in torch.split(order, batch_size * chunk_batches):
+        batches += torch.split(chunk[torch.argsort(lengths[chunk], stable=True)], batch_size)
+    for index in torch.randperm(len(batches), generator=generator):
+        yield batches[index]

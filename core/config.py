@@ -52,6 +52,7 @@ class Config:
     sample_mode: str = "all_positions"
     window_overlap: float = 0.75
     batch_size: int = 64
+    batch_by_length: bool = True
     lr: float = 0.001
     weight_decay: float = 0.0
     epochs: int = 30

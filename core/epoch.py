@@ -11,7 +11,7 @@ from contextlib import nullcontext
 import torch
 import torch.nn.functional as F
 
-from core.batching import batch_indices, gather_windows
+from core.batching import batch_indices, gather_windows, length_batches
 from core.errors import RecsysError
 from core.tensors import TrainingSamples
 
@@ -28,13 +28,22 @@ def autocast_for(device: torch.device, bf16: bool):
 
 
 def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, samples: TrainingSamples, *,
-                batch_size: int, generator: torch.Generator, bf16: bool = False) -> float:
-    """One pass over the samples in shuffled batches; returns the mean cross-entropy per target."""
+                batch_size: int, generator: torch.Generator, bf16: bool = False, by_length: bool = False) -> float:
+    """One pass over the samples in shuffled batches; returns the mean cross-entropy per target.
+
+    by_length: batches of samples of similar length (core.batching.length_batches). Their number of targets
+    then varies with the length, so each batch's summed loss is divided by the epoch's mean targets per
+    batch rather than by its own count: every target weighs the same in every batch, as in random batches."""
     model.train()
     items = samples.items
     total_loss = torch.zeros((), device=items.device)
     total_targets = 0
-    for batch in batch_indices(len(samples), batch_size, generator):
+    if by_length:
+        batches = length_batches(samples.lengths.cpu(), batch_size, generator)
+        targets_per_batch = samples.n_targets() / len(samples) * batch_size
+    else:
+        batches = batch_indices(len(samples), batch_size, generator)
+    for batch in batches:
         batch = batch.to(items.device)
         start, length = samples.starts[batch], samples.lengths[batch]
         width = int(length.max())
@@ -52,11 +61,15 @@ def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sample
                 at_end = torch.arange(len(batch), device=items.device), length - 1
                 targets = items[start + length]
                 logits = model.logits(hidden[at_end], last=inputs[at_end], targets=targets)  # (B, N + 1)
-        loss = F.cross_entropy(logits.float(), targets)
+        if by_length:
+            summed = F.cross_entropy(logits.float(), targets, reduction="sum")
+            loss, mean_loss = summed / targets_per_batch, summed.detach() / len(targets)
+        else:
+            loss = mean_loss = F.cross_entropy(logits.float(), targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        total_loss += loss.detach() * len(targets)
+        total_loss += mean_loss.detach() * len(targets)
         total_targets += len(targets)
     mean_loss = total_loss.item() / max(total_targets, 1)
     if not math.isfinite(mean_loss):

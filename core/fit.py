@@ -202,7 +202,7 @@ def run_epoch(config: Config, model: LSTMRecommender, optimizer: torch.optim.Opt
     torch.manual_seed(config.seed * 100_003 + epoch)  # dropout; with the batch order, a resumed run repeats exactly
     order = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
     train_loss = train_epoch(model, optimizer, samples, batch_size=config.batch_size, generator=order,
-                             bf16=config.bf16)
+                             bf16=config.bf16, by_length=config.batch_by_length)
     trained = time.perf_counter()
     metrics = {"epoch": epoch + 1, "train_loss": train_loss, "train_seconds": trained - began}
     line = f"epoch {epoch + 1}/{config.epochs}  train_loss {train_loss:.4f}"

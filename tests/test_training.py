@@ -13,6 +13,7 @@ from core.baselines import (
     markov_table,
     popularity_scorer,
 )
+from core.batching import batch_indices, length_batches
 from core.config import build_config
 from core.data import prepare_data
 from core.epoch import DivergedError, train_epoch
@@ -87,6 +88,53 @@ def test_windows_with_full_overlap_train_exactly_the_prefix_samples(tiny_config)
     windows = (torch.as_tensor(a) for a in training_windows(data, 6, TRAIN, overlap=0.95))
     prefixes = (torch.as_tensor(a) for a in prefix_samples(data, 6, TRAIN))
     assert zero_lr_loss("all_positions", *windows) == pytest.approx(zero_lr_loss("prefix", *prefixes), rel=1e-5)
+
+
+def test_length_batches_serve_every_sample_once_and_pad_less_than_random_batches():
+    lengths = torch.tensor([1, 9, 2, 8, 3, 7, 4, 6, 5, 10] * 30)
+    batches = list(length_batches(lengths, batch_size=10, generator=torch.Generator().manual_seed(0), chunk_batches=3))
+    assert sorted(torch.cat(batches).tolist()) == list(range(300))
+    padded = sum(10 * int(lengths[b].max()) for b in batches)
+    random_padded = sum(10 * int(lengths[b].max()) for b in batch_indices(300, 10, torch.Generator().manual_seed(0)))
+    assert padded < 0.75 * random_padded
+    again = length_batches(lengths, batch_size=10, generator=torch.Generator().manual_seed(0), chunk_batches=3)
+    assert all(torch.equal(a, b) for a, b in zip(batches, again))
+
+
+class GradientRecorder:
+    """An optimiser that only adds up the gradients of every step."""
+
+    def __init__(self, params):
+        self.params = list(params)
+        self.total = [torch.zeros_like(p) for p in self.params]
+
+    def zero_grad(self, set_to_none=True):
+        for p in self.params:
+            p.grad = None
+
+    def step(self):
+        for total, p in zip(self.total, self.params):
+            total += p.grad
+
+
+@pytest.mark.parametrize("mode", ["all_positions", "prefix"])
+def test_batches_by_length_weigh_every_target_the_same(tiny_config, mode):
+    """Summed over an epoch, the gradients of length batches are those of the summed loss of every target,
+    divided by the mean targets per batch: a short window's targets weigh what a long one's do."""
+    data = prepare_data(build_config(tiny_config))
+    samples = training_samples(data, mode, 5, TRAIN, 0.0, torch.device("cpu"))
+    assert len(set(samples.lengths.tolist())) > 1
+    torch.manual_seed(0)
+    model = build_model(data.n_items, 8, 16, 1, 0.0)
+    recorder = GradientRecorder(model.parameters())
+    loss = train_epoch(model, recorder, samples, batch_size=4, generator=torch.Generator().manual_seed(0),
+                       by_length=True)
+    whole = GradientRecorder(model.parameters())
+    reference = train_epoch(model, whole, samples, batch_size=len(samples), generator=torch.Generator())
+    assert loss == pytest.approx(reference, rel=1e-5)  # the reported loss: the mean per target either way
+    scale = len(samples) / 4  # batches of 4: the mean over all targets times the number of batches
+    for by_length, full in zip(recorder.total, whole.total):
+        torch.testing.assert_close(by_length, full * scale, rtol=1e-4, atol=1e-6)
 
 
 def test_a_nan_loss_stops_training_with_a_clear_error(tiny_config):
