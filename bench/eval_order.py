@@ -1,5 +1,6 @@
 """Validation scoring with the targets in the log's order against ordered by history length (what
-core.tensors.evaluation_targets does): seconds per pass and the metrics, which must be equal.
+core.tensors.evaluation_targets does): seconds per pass, and whether the metrics agree (hit rates
+exactly, the other means to 1e-5: float32 sums in another order).
 
     python bench/eval_order.py [--data synthetic] [--repeats 3]
 
@@ -55,13 +56,15 @@ def main() -> None:
     mean_length = float(by_length.lengths.float().mean())
     print(f"{date.today()}; {args.data}; {len(by_length)} validation targets, mean history {mean_length:.1f} of "
           f"max_seq_len {config.max_seq_len}; eval_batch_size {config.eval_batch_size}; 1 thread\n")
-    print("| embed / hidden / layers | log order (s) | by length (s) | speed-up | NDCG@5 equal |\n| --- | --- | --- | --- | --- |")
+    print("| embed / hidden / layers | log order (s) | by length (s) | speed-up | same metrics |\n| --- | --- | --- | --- | --- |")
     for embed, hidden, layers in SIZES:
         torch.manual_seed(0)
         model = build_model(data.n_items, embed, hidden, layers, 0.2)
         before, plain = seconds(model, by_log, config, args.repeats)
         after, ordered = seconds(model, by_length, config, args.repeats)
-        same = abs(plain["ndcg@5"] - ordered["ndcg@5"]) < 1e-9
+        # hit rates are exact counts; the other means differ only by float32 summation order
+        same = all(plain[name] == ordered[name] if name.startswith("hr") else
+                   abs(plain[name] - ordered[name]) <= 1e-5 * abs(plain[name]) for name in plain)
         print(f"| {embed} / {hidden} / {layers} | {before:.3f} | {after:.3f} | {before / after:.1f}x | {same} |")
 
 
