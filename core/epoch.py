@@ -63,13 +63,13 @@ def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sample
                 logits = model.logits(hidden[at_end], last=inputs[at_end], targets=targets)  # (B, N + 1)
         if by_length:
             summed = F.cross_entropy(logits.float(), targets, reduction="sum")
-            loss, mean_loss = summed / targets_per_batch, summed.detach() / len(targets)
+            loss, batch_mean = summed / targets_per_batch, summed.detach() / len(targets)
         else:
-            loss = mean_loss = F.cross_entropy(logits.float(), targets)
+            loss = batch_mean = F.cross_entropy(logits.float(), targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        total_loss += mean_loss.detach() * len(targets)
+        total_loss += batch_mean.detach() * len(targets)
         total_targets += len(targets)
     mean_loss = total_loss.item() / max(total_targets, 1)
     if not math.isfinite(mean_loss):
