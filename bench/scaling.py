@@ -90,7 +90,7 @@ def measure(events: int, items: int, steps: int, profile: bool) -> dict:
     # a random subset, kept in the targets' (length) order: the first batches would be the shortest histories
     pick = torch.randperm(len(targets), generator=torch.Generator().manual_seed(0))[:batch].sort().values
     subset = EvalTargets(items=targets.items, starts=targets.starts[pick], lengths=targets.lengths[pick],
-                                history_first=targets.history_first[pick])
+                         history_first=targets.history_first[pick])
     began = time.perf_counter()
     evaluate(model_scorer(model), subset, ks=config.ks, exclude_seen=True, batch_size=config.eval_batch_size)
     out["eval_seconds"] = (time.perf_counter() - began) * len(targets) / batch

@@ -21,7 +21,7 @@ from core.errors import ConfigError
 from core.evaluation import evaluate, evaluate_variants, markov_blend_scorer, model_scorer
 from core.fit import BLEND_WEIGHTS, choose_on_validation, fit
 from core.model import BLEND_ALPHA, build_model
-from core.samples import prefix_samples, training_windows
+from core.samples import eval_targets, prefix_samples, training_windows
 from core.split import TRAIN, VALID
 from core.tensors import TrainingSamples, evaluation_targets, training_samples
 from tests.test_data import interactions
@@ -135,6 +135,16 @@ def test_batches_by_length_weigh_every_target_the_same(tiny_config, mode):
     scale = len(samples) / 4  # batches of 4: the mean over all targets times the number of batches
     for by_length, full in zip(recorder.total, whole.total):
         torch.testing.assert_close(by_length, full * scale, rtol=1e-4, atol=1e-6)
+
+
+def test_evaluation_targets_are_every_target_once_ordered_by_history_length(tiny_config):
+    data = prepare_data(build_config(tiny_config))
+    targets = evaluation_targets(data, VALID, 4, torch.device("cpu"))
+    assert torch.all(targets.lengths[1:] >= targets.lengths[:-1])
+    starts, lengths = eval_targets(data, VALID, 4)
+    pairs = sorted(zip(targets.starts.tolist(), targets.lengths.tolist()))
+    assert pairs == sorted(zip(starts.tolist(), lengths.tolist()))
+    assert len(set(lengths.tolist())) > 1
 
 
 def test_a_nan_loss_stops_training_with_a_clear_error(tiny_config):
