@@ -20,17 +20,17 @@ from core.config import build_config
 from core.data import prepare_data
 from core.evaluation import evaluate, model_scorer
 from core.model import build_model
-from core.samples import eval_targets, history_starts
 from core.split import VALID
 from core.tensors import EvalTargets, evaluation_targets
 
 SIZES = [(64, 64, 1), (128, 128, 1), (128, 128, 2), (128, 256, 2)]  # (embed_dim, hidden_dim, num_layers)
 
 
-def in_log_order(data, max_seq_len: int) -> EvalTargets:
-    starts, lengths = (torch.tensor(a) for a in eval_targets(data, VALID, max_seq_len))
-    return EvalTargets(items=torch.tensor(data.items), starts=starts, lengths=lengths,
-                       history_first=torch.tensor(history_starts(data))[starts + lengths])
+def in_log_order(targets: EvalTargets) -> EvalTargets:
+    """The same targets in the log's order (by position, as core.samples.eval_targets yields them)."""
+    order = torch.argsort(targets.starts + targets.lengths, stable=True)
+    return EvalTargets(items=targets.items, starts=targets.starts[order], lengths=targets.lengths[order],
+                       history_first=targets.history_first[order])
 
 
 def seconds(model, targets: EvalTargets, config, repeats: int) -> tuple[float, dict[str, float]]:
@@ -51,8 +51,8 @@ def main() -> None:
     torch.set_num_threads(1)
     config = build_config({"data": args.data})
     data = prepare_data(config)
-    by_log, by_length = in_log_order(data, config.max_seq_len), evaluation_targets(
-        data, VALID, config.max_seq_len, torch.device("cpu"))
+    by_length = evaluation_targets(data, VALID, config.max_seq_len, torch.device("cpu"))
+    by_log = in_log_order(by_length)
     mean_length = float(by_length.lengths.float().mean())
     print(f"{date.today()}; {args.data}; {len(by_length)} validation targets, mean history {mean_length:.1f} of "
           f"max_seq_len {config.max_seq_len}; eval_batch_size {config.eval_batch_size}; 1 thread\n")

@@ -116,14 +116,14 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _chosen_at_peak(row: pd.Series) -> list[tuple[str, str]]:
-    """What validation chose at the best trial's peak, for the summary: the blend weight and seen items."""
-    out = []
+def _chosen_at_peak(row: pd.Series) -> str:
+    """What validation chose at the best trial's peak, for the summary ("" when nothing was chosen)."""
+    parts = []
     if pd.notna(row.get("markov_blend", float("nan"))):
-        out.append(("chosen on validation: markov_blend", f"{row['markov_blend']:g}"))
+        parts.append(f"markov_blend {row['markov_blend']:g}")
     if pd.notna(row.get("seen_last", float("nan"))):
-        out.append(("seen_items", "last" if row["seen_last"] else "keep"))
-    return out
+        parts.append(f"seen_items {'last' if row['seen_last'] else 'keep'}")
+    return f"; chosen on validation: {', '.join(parts)}" if parts else ""
 
 
 def write_summary(path: Path, table: pd.DataFrame, plan: SearchPlan, spec: SearchSpec, facts: SearchFacts) -> None:
@@ -137,10 +137,9 @@ def write_summary(path: Path, table: pd.DataFrame, plan: SearchPlan, spec: Searc
     best = best_row(table, metric, settings.mode)
     if best is not None:
         values = ", ".join(f"{k}={_fmt(best[k])}" for k in space_keys)
-        chosen = "".join(f"; {label} {value}" for label, value in _chosen_at_peak(best))
         lines += ["", "## Best trial", "",
                   f"Trial {int(best['trial'])} ({best['trial_id']}): {metric} **{best[f'best_{metric}']:.4f}** at epoch "
-                  f"{int(best['peak_epoch'])}; {values}{chosen}. Config: `{BEST_CONFIG_FILE}`."]
+                  f"{int(best['peak_epoch'])}; {values}{_chosen_at_peak(best)}. Config: `{BEST_CONFIG_FILE}`."]
     lines += ["", "## Against the baselines (validation, same targets and metric code)", "",
               _comparison(table, best, metric, facts)]
     ranked = table.dropna(subset=[f"best_{metric}"]) if f"best_{metric}" in table else table.iloc[:0]
