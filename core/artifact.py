@@ -82,7 +82,8 @@ def load_model(folder: str | Path, device: str = "cpu") -> SavedModel:
     n_items = len(payload["item_numbers"])
     state = payload["state_dict"]
     model = build_model(n_items, config.embed_dim, config.hidden_dim, config.num_layers, config.dropout,
-                        config.markov_residual, markov_blend="blend_weight" in state)
+                        config.markov_residual, markov_blend="blend_weight" in state,
+                        embed_dropout=config.embed_dropout)
     if "markov_indptr" in state:  # the table's size is the data's, not the model's
         model.set_markov_table(state["markov_indptr"], state["markov_follower"], state["markov_count"])
     model.load_state_dict(state)

@@ -45,6 +45,7 @@ class Config:
     hidden_dim: int = 128
     num_layers: int = 1
     dropout: float = 0.2
+    embed_dropout: float = 0.0
     markov_residual: bool = False
     markov_blend: float | str = "auto"
     seen_items: str = "auto"
@@ -102,6 +103,7 @@ RANGES = {
     "hidden_dim": (1, None, True, True),
     "num_layers": (1, None, True, True),
     "dropout": (0.0, 1.0, True, False),
+    "embed_dropout": (0.0, 1.0, True, False),
     "window_overlap": (0.0, 1.0, True, False),
     "batch_size": (1, None, True, True),
     "lr": (0.0, 10.0, False, True),  # finite and bounded: beyond 10 Adam only diverges

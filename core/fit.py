@@ -117,7 +117,8 @@ def fit(config: Config | Mapping[str, Any], data: PreparedData | None = None, re
 
     torch.manual_seed(config.seed)
     model = build_model(data.n_items, config.embed_dim, config.hidden_dim, config.num_layers, config.dropout,
-                        config.markov_residual, markov_blend=config.markov_blend != 0)
+                        config.markov_residual, markov_blend=config.markov_blend != 0,
+                        embed_dropout=config.embed_dropout)
     model.to(device)
     if model.markov_residual or model.markov_blend:
         model.set_markov_table(*markov_table(data, last_train_period), item_counts(data, last_train_period))

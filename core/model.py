@@ -22,9 +22,10 @@ class LSTMRecommender(nn.Module):
     """Reads item ids (0 = padding, on the right) and scores every item as the next one at each position."""
 
     def __init__(self, n_items: int, embed_dim: int, hidden_dim: int, num_layers: int, dropout: float,
-                 markov_residual: bool = False, markov_blend: bool = False):
+                 markov_residual: bool = False, markov_blend: bool = False, embed_dropout: float = 0.0):
         super().__init__()
         self.embedding = nn.Embedding(n_items + 1, embed_dim, padding_idx=0)
+        self.embed_dropout = nn.Dropout(embed_dropout)
         self.lstm = nn.LSTM(embed_dim, hidden_dim, num_layers=num_layers, batch_first=True,
                             dropout=dropout if num_layers > 1 else 0.0)
         self.dropout = nn.Dropout(dropout)
@@ -57,7 +58,7 @@ class LSTMRecommender(nn.Module):
 
     def forward(self, items: torch.Tensor) -> torch.Tensor:
         """(B, T) item ids -> (B, T, H) hidden states; position t has read items[:, :t + 1]."""
-        hidden, _ = self.lstm(self.embedding(items))
+        hidden, _ = self.lstm(self.embed_dropout(self.embedding(items)))
         return hidden
 
     def logits(self, hidden: torch.Tensor, last: torch.Tensor | None = None,
@@ -122,6 +123,8 @@ class LSTMRecommender(nn.Module):
 
 
 def build_model(n_items: int, embed_dim: int, hidden_dim: int, num_layers: int, dropout: float,
-                markov_residual: bool = False, markov_blend: bool = False) -> LSTMRecommender:
+                markov_residual: bool = False, markov_blend: bool = False,
+                embed_dropout: float = 0.0) -> LSTMRecommender:
     """The model for a catalogue of n_items items; sizes as explicit arguments."""
-    return LSTMRecommender(n_items, embed_dim, hidden_dim, num_layers, dropout, markov_residual, markov_blend)
+    return LSTMRecommender(n_items, embed_dim, hidden_dim, num_layers, dropout, markov_residual, markov_blend,
+                           embed_dropout)

@@ -14,8 +14,9 @@ from core.recommend import recommend_for
 from search import recommend as recommend_cli
 
 
-@pytest.fixture(scope="module", params=[{"markov_blend": 0}, {"markov_residual": True, "markov_blend": 0.5}],
-                ids=["lstm", "lstm+markov residual+blend"])
+@pytest.fixture(scope="module", params=[{"markov_blend": 0}, {"markov_residual": True, "markov_blend": 0.5},
+                                        {"embed_dropout": 0.2, "markov_blend": 0}],
+                ids=["lstm", "lstm+markov residual+blend", "lstm, embedding dropout"])
 def saved(tmp_path_factory, request):
     torch.set_num_threads(1)
     config = build_config({"synthetic_customers": 300, "synthetic_items": 140, "embed_dim": 8, "hidden_dim": 16,

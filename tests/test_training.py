@@ -348,3 +348,18 @@ def test_seen_items_auto_ranks_them_last_on_a_log_where_nobody_repeats_an_item()
     assert choose_on_validation(config, data).seen_items == "last"
     kept = fit(dataclasses.replace(config, seen_items="keep"), data).best
     assert (kept["seen_last"], kept["val_ndcg@5"]) == (0.0, result.best["val_lstm_ndcg@5"])
+
+
+def test_embedding_dropout_acts_in_training_only():
+    torch.manual_seed(0)
+    dropped = build_model(n_items=30, embed_dim=8, hidden_dim=6, num_layers=1, dropout=0.0, embed_dropout=0.5)
+    plain = build_model(n_items=30, embed_dim=8, hidden_dim=6, num_layers=1, dropout=0.0)
+    plain.load_state_dict(dropped.state_dict())  # dropout has no weights: the same model otherwise
+    items = torch.randint(1, 31, (4, 5))
+    dropped.train()
+    assert not torch.allclose(dropped(items), dropped(items))
+    dropped.eval()
+    plain.eval()
+    assert torch.equal(dropped(items), plain(items))
+    with pytest.raises(ConfigError, match="embed_dropout: expected a value >= 0.0 and < 1.0, got 1.0"):
+        build_config({"embed_dropout": 1.0})
