@@ -22,6 +22,7 @@ from datetime import date
 from pathlib import Path
 
 CUSTOMER_EVENTS = 9.05  # mean events per synthetic customer (bench/scaling.py)
+MODEL = {"embed_dim": 64, "hidden_dim": 128}  # the model of the published table (the defaults until 2026-12-01)
 OUT = Path(__file__).resolve().parent / "out"
 
 
@@ -34,7 +35,8 @@ def build(events: int, items: int, folder: Path) -> dict:
     from core.data import prepare_data
     from core.model import build_model
 
-    config = build_config({"synthetic_customers": round(events / CUSTOMER_EVENTS), "synthetic_items": items})
+    config = build_config({"synthetic_customers": round(events / CUSTOMER_EVENTS), "synthetic_items": items,
+                           **MODEL})
     began = time.perf_counter()
     data = prepare_data(config)
     torch.manual_seed(0)

@@ -23,6 +23,7 @@ from datetime import date
 from pathlib import Path
 
 CUSTOMER_EVENTS = 9.05  # mean events per synthetic customer (measured on the default log)
+MODEL = {"embed_dim": 64, "hidden_dim": 128, "dropout": 0.2}  # the model of the published table (defaults until 12-01)
 
 
 def measure(events: int, items: int, steps: int, profile: bool) -> dict:
@@ -42,7 +43,8 @@ def measure(events: int, items: int, steps: int, profile: bool) -> dict:
         training_samples,
     )
 
-    config = build_config({"synthetic_customers": round(events / CUSTOMER_EVENTS), "synthetic_items": items})
+    config = build_config({"synthetic_customers": round(events / CUSTOMER_EVENTS), "synthetic_items": items,
+                           **MODEL})
     profiler = cProfile.Profile() if profile else None
     warm_up_torch()
     out = {"target_events": events, "target_items": items}

@@ -19,11 +19,13 @@ import time
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODEL = ["--set", "embed_dim=64", "--set", "hidden_dim=128", "--set", "dropout=0.2",  # the published table's model
+         "--set", "weight_decay=0", "--set", "embed_dropout=0"]                     # (the defaults until 2026-12-01)
 
 
 def train_seconds(threads: str, epochs: int) -> tuple[float, str]:
     """Seconds per training epoch of one core.train run, and the thread count it used."""
-    command = [sys.executable, "-m", "core.train", "--set", f"epochs={epochs}", "--set", f"threads={threads}"]
+    command = [sys.executable, "-m", "core.train", "--set", f"epochs={epochs}", "--set", f"threads={threads}", *MODEL]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
     used = next((line.split()[1] for line in result.stderr.splitlines() if line.startswith("threads:")), "?")
     return json.loads(result.stdout.strip().splitlines()[-1])["train_seconds_per_epoch"], used
@@ -32,7 +34,7 @@ def train_seconds(threads: str, epochs: int) -> tuple[float, str]:
 def start_competitor() -> subprocess.Popen:
     """Another training process on torch's default threads, running until stopped."""
     default = torch.get_num_threads()
-    command = [sys.executable, "-m", "core.train", "--quiet", "--set", "epochs=1000", "--set", f"threads={default}"]
+    command = [sys.executable, "-m", "core.train", "--quiet", "--set", "epochs=1000", "--set", f"threads={default}", *MODEL]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(15)  # past its data preparation, into training
     return process

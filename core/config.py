@@ -41,11 +41,11 @@ class Config:
     drop_duplicates: bool = True
     # model
     max_seq_len: int = 20
-    embed_dim: int = 64
-    hidden_dim: int = 128
+    embed_dim: int = 128
+    hidden_dim: int = 64
     num_layers: int = 1
-    dropout: float = 0.2
-    embed_dropout: float = 0.0
+    dropout: float = 0.45
+    embed_dropout: float = 0.3
     markov_residual: bool = False
     markov_blend: float | str = "auto"
     seen_items: str = "auto"
@@ -55,8 +55,8 @@ class Config:
     batch_size: int = 64
     batch_by_length: bool = True
     lr: float = 0.001
-    weight_decay: float = 0.0
-    epochs: int = 30
+    weight_decay: float = 1e-5
+    epochs: int = 50
     patience: int = 3
     seed: int = 0
     device: str = "auto"
