@@ -1,6 +1,6 @@
 """Test quality of one config over seeds, beside the Markov chain: the issue's protocol in one command.
 
-    python bench/quality.py TAG [--config FILE] [--seeds 3] [--jobs 2] [--set KEY=VALUE ...]
+    python bench/quality.py TAG [--config FILE] [--seeds 3] [--jobs 2] [--set KEY=VALUE ...] [--validation]
 
 Runs `python -m core.train --test --quiet` once per seed (each one thread; --jobs at a time): with
 `patience` and `markov_blend: auto`, each seed first trains on the training period to choose its epochs and
@@ -9,6 +9,9 @@ every seed's JSON line to bench/out/quality/TAG.jsonl and prints one markdown ro
 the same models' LSTM alone (plain scores, seen items kept), Markov and most popular on the same targets, the
 ratio to Markov, what validation chose (epochs, blend weight, seen items), seconds per training epoch and per
 evaluation (one thread each, so load from other jobs shows).
+
+--validation: a screen that never looks at test: `python -m core.train --quiet` per seed, the row gives the
+best epoch's validation NDCG@5 (what a config is chosen on) and the epoch it peaked at.
 """
 from __future__ import annotations
 
@@ -26,7 +29,9 @@ OUT = ROOT / "bench" / "out" / "quality"
 
 
 def run_seed(seed: int, args: argparse.Namespace) -> dict:
-    command = [sys.executable, "-m", "core.train", "--test", "--quiet", "--set", "threads=1", "--set", f"seed={seed}"]
+    command = [sys.executable, "-m", "core.train", "--quiet", "--set", "threads=1", "--set", f"seed={seed}"]
+    if not args.validation:
+        command.append("--test")
     if args.config:
         command += ["--config", args.config]
     for pair in args.overrides:
@@ -50,6 +55,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=2, help="seeds trained at once (one thread each)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--validation", action="store_true", help="validation metrics only (no training for test)")
     parser.add_argument("--report", action="store_true", help="train nothing: print the row of TAG's last --seeds runs")
     args = parser.parse_args()
     if args.report:
@@ -65,10 +71,11 @@ def main() -> None:
     model = [r["model"]["ndcg@5"] for r in runs]
     alone = [r["model"].get("lstm_ndcg@5", r["model"]["ndcg@5"]) for r in runs]
     markov, popular = runs[0]["markov"]["ndcg@5"], runs[0]["most_popular"]["ndcg@5"]
-    print("| run | test NDCG@5 | LSTM alone | Markov | most popular | model / Markov | epochs | markov_blend | seen items | train s/epoch | eval s/epoch |")
+    split, epochs = ("validation", "best_epoch") if args.validation else ("test", "epochs")
+    print(f"| run | {split} NDCG@5 | LSTM alone | Markov | most popular | model / Markov | epochs | markov_blend | seen items | train s/epoch | eval s/epoch |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     print(f"| {args.tag} | {mean_std(model)} | {mean_std(alone)} | {markov:.4f} | {popular:.4f} | "
-          f"{statistics.fmean(model) / markov:.2f}x | {', '.join(str(r['epochs']) for r in runs)} | "
+          f"{statistics.fmean(model) / markov:.2f}x | {', '.join(str(r[epochs]) for r in runs)} | "
           f"{', '.join(str(r['markov_blend']) for r in runs)} | {', '.join(r.get('seen_items', '') for r in runs)} | "
           f"{statistics.fmean(r['train_seconds_per_epoch'] for r in runs):.1f} | "
           f"{statistics.fmean(r.get('eval_seconds_per_epoch', float('nan')) for r in runs):.2f} |")
