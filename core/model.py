@@ -1,4 +1,4 @@
-"""Embedding -> LSTM -> dropout -> Linear over items: the next-item model, with two optional uses of the last
+"""Embedding -> dropout -> LSTM -> dropout -> Linear over items: the next-item model, with two optional uses of the last
 item's Markov transition counts:
 - a residual trained with the LSTM (logits += w * log1p(count(last item -> j)), w a learned scalar), so that
   the LSTM learns what a count table misses;
