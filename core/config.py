@@ -58,10 +58,6 @@ class Config:
     weight_decay: float = 1e-5
     epochs: int = 50
     patience: int = 3
-    lr_decay: float = 1.0
-    lr_decay_patience: int = 1
-    lr_decay_epochs: tuple[int, ...] = ()
-    label_smoothing: float = 0.0
     seed: int = 0
     device: str = "auto"
     bf16: bool = False
@@ -75,7 +71,6 @@ class Config:
         """Plain, YAML-safe values (lists instead of tuples)."""
         out = dataclasses.asdict(self)
         out["ks"] = list(self.ks)
-        out["lr_decay_epochs"] = list(self.lr_decay_epochs)
         return out
 
     def data_settings(self) -> dict[str, Any]:
@@ -115,9 +110,6 @@ RANGES = {
     "weight_decay": (0.0, 10.0, True, True),
     "epochs": (1, None, True, True),
     "patience": (0, None, True, True),
-    "lr_decay": (0.0, 1.0, False, True),
-    "lr_decay_patience": (1, None, True, True),
-    "label_smoothing": (0.0, 1.0, True, False),
     "eval_batch_size": (1, None, True, True),
 }
 
@@ -159,11 +151,8 @@ def _check_type(key: str, value: Any) -> tuple[Any, str | None]:
             return value, f"{key}: expected auto or a positive integer, got {value!r}"
     elif kind == "tuple[int, ...]":
         items = value if isinstance(value, (list, tuple)) else [value]
-        empty_allowed = key == "lr_decay_epochs"
-        if (not items and not empty_allowed) or any(
-                isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in items):
-            example = "[12, 15]" if empty_allowed else "[5, 10, 20]"
-            return value, f"{key}: expected a list of positive integers such as {example}, got {value!r}"
+        if not items or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in items):
+            return value, f"{key}: expected a list of positive integers such as [5, 10, 20], got {value!r}"
         value = tuple(sorted(set(items)))
     return value, None
 

@@ -28,8 +28,7 @@ def autocast_for(device: torch.device, bf16: bool):
 
 
 def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, samples: TrainingSamples, *,
-                batch_size: int, generator: torch.Generator, bf16: bool = False, by_length: bool = False,
-                label_smoothing: float = 0.0) -> float:
+                batch_size: int, generator: torch.Generator, bf16: bool = False, by_length: bool = False) -> float:
     """One pass over the samples in shuffled batches; returns the mean cross-entropy per target.
 
     by_length: batches of samples of similar length (core.batching.length_batches). Their number of targets
@@ -63,10 +62,10 @@ def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sample
                 targets = items[start + length]
                 logits = model.logits(hidden[at_end], last=inputs[at_end], targets=targets)  # (B, N + 1)
         if by_length:
-            summed = F.cross_entropy(logits.float(), targets, reduction="sum", label_smoothing=label_smoothing)
+            summed = F.cross_entropy(logits.float(), targets, reduction="sum")
             loss, batch_mean = summed / targets_per_batch, summed.detach() / len(targets)
         else:
-            loss = batch_mean = F.cross_entropy(logits.float(), targets, label_smoothing=label_smoothing)
+            loss = batch_mean = F.cross_entropy(logits.float(), targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -10,7 +10,7 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,27 +125,20 @@ def fit(config: Config | Mapping[str, Any], data: PreparedData | None = None, re
     if model.markov_blend and config.markov_blend != "auto":
         model.blend_weight.fill_(float(config.markov_blend))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    monitor = monitor or metric_name("ndcg", config.ks[0], "val")
-    schedule = lr_schedule(config, optimizer, evaluate_on, mode)
     result = FitResult(model=model, config=config)
-    patience = Patience(config.patience, monitor, mode) if config.patience and evaluate_on == "val" else None
+    patience = Patience(config.patience, monitor or metric_name("ndcg", config.ks[0], "val"), mode) \
+        if config.patience and evaluate_on == "val" else None
     first_epoch = 0
     if checkpoint is not None:
-        first_epoch = restore(checkpoint, model, optimizer, result, patience, schedule)
+        first_epoch = restore(checkpoint, model, optimizer, result, patience)
 
     for epoch in range(first_epoch, config.epochs):
         evaluated = evaluate_on == "val" or epoch + 1 == config.epochs
-        lr = optimizer.param_groups[0]["lr"]
         metrics = run_epoch(config, model, optimizer, samples, epoch, targets if evaluated else None, evaluate_on)
-        metrics["lr"] = lr
         result.history.append(metrics)
         stop = patience is not None and patience.update(epoch + 1, metrics, model)
-        if isinstance(schedule, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            schedule.step(metrics.get(monitor, float("nan")))
-        elif schedule is not None:
-            schedule.step()
         if report is not None:
-            report(metrics, training_state(epoch + 1, model, optimizer, config, result, patience, schedule))
+            report(metrics, training_state(epoch + 1, model, optimizer, config, result, patience))
         if stop:
             log.info("stopping: %s has not improved for %d epochs since epoch %d", patience.monitor,
                      patience.epochs, patience.best_epoch)
@@ -156,36 +149,12 @@ def fit(config: Config | Mapping[str, Any], data: PreparedData | None = None, re
     return result
 
 
-def lr_schedule(config: Config, optimizer: torch.optim.Optimizer, evaluate_on: str,
-                mode: str) -> torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau | None:
-    """lr_decay < 1: multiply the learning rate by it after each epoch of lr_decay_epochs when they are given
-    (training for test replays what validation chose), else, on validation, once the monitored metric has not
-    improved for lr_decay_patience epochs."""
-    if config.lr_decay >= 1:
-        return None
-    if config.lr_decay_epochs or evaluate_on != "val":
-        return torch.optim.lr_scheduler.MultiStepLR(optimizer, list(config.lr_decay_epochs), gamma=config.lr_decay)
-    return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=config.lr_decay,
-                                                      patience=config.lr_decay_patience - 1, threshold=0.0)
-
-
-def decayed_after(history: Sequence[Mapping[str, Any]], until: int) -> tuple[int, ...]:
-    """The epochs (1-based, before `until`) after which the learning rate went down, from the per-epoch `lr`."""
-    rates = [row.get("lr") for row in history[:until]]
-    return tuple(epoch for epoch in range(1, len(rates))
-                 if rates[epoch - 1] is not None and rates[epoch] is not None and rates[epoch] < rates[epoch - 1])
-
-
 def choose_on_validation(config: Config, data: PreparedData) -> Config:
     """What training for test takes from a validation run of the same config (validation_choices)."""
-    if not config.patience and not needs_validation_choices(config) and not decays_on_plateau(config):
+    if not config.patience and not needs_validation_choices(config):
         return config
     result = fit(config, data)
-    return dataclasses.replace(config, **validation_choices(config, result.best, result.best_epoch, result.history))
-
-
-def decays_on_plateau(config: Config) -> bool:
-    return config.lr_decay < 1 and not config.lr_decay_epochs
+    return dataclasses.replace(config, **validation_choices(config, result.best, result.best_epoch))
 
 
 def needs_validation_choices(config: Config) -> bool:
@@ -193,14 +162,10 @@ def needs_validation_choices(config: Config) -> bool:
     return config.markov_blend == "auto" or (config.seen_items == "auto" and not config.exclude_seen)
 
 
-def validation_choices(config: Config, best: Mapping[str, Any], best_epoch: int | None,
-                       history: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+def validation_choices(config: Config, best: Mapping[str, Any], best_epoch: int | None) -> dict[str, Any]:
     """The settings a validation run fixes for training on training + validation, from its best epoch's
-    metrics: epochs (with patience), markov_blend and seen_items where they are auto, and the epochs after
-    which the learning rate decayed on a plateau before the best epoch (from `history`)."""
+    metrics: epochs (with patience), markov_blend and seen_items where they are auto."""
     chosen: dict[str, Any] = {"epochs": best_epoch} if config.patience and best_epoch else {}
-    if decays_on_plateau(config) and history:
-        chosen["lr_decay_epochs"] = decayed_after(history, best_epoch or len(history))
     if config.markov_blend == "auto":
         chosen["markov_blend"] = float(best.get("markov_blend", 0.0))
     if config.seen_items == "auto" and "seen_last" in best:
@@ -210,25 +175,20 @@ def validation_choices(config: Config, best: Mapping[str, Any], best_epoch: int 
 
 
 def training_state(epoch: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer, config: Config,
-                   result: FitResult, patience: Patience | None, schedule: Any = None) -> dict[str, Any]:
+                   result: FitResult, patience: Patience | None) -> dict[str, Any]:
     """Everything needed to continue training after `epoch` (plain tensors and values only)."""
     state = {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "config": config.to_dict(), "history": list(result.history)}
-    if schedule is not None:
-        state["lr_schedule"] = schedule.state_dict()
     if patience is not None and patience.best_epoch is not None:
         state.update(best_epoch=patience.best_epoch, best_value=patience.best_value, best_model=patience.best_weights)
     return state
 
 
 def restore(checkpoint: Mapping[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-            result: FitResult, patience: Patience | None, schedule: Any = None) -> int:
-    """Load a training state into the model, optimiser, history, patience and learning-rate schedule;
-    returns the epochs done."""
+            result: FitResult, patience: Patience | None) -> int:
+    """Load a training state into the model, optimiser, history and patience; returns the epochs done."""
     model.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
-    if schedule is not None and "lr_schedule" in checkpoint:
-        schedule.load_state_dict(checkpoint["lr_schedule"])
     result.history = list(checkpoint.get("history", []))
     if patience is not None and "best_epoch" in checkpoint:
         patience.best_epoch, patience.best_value = int(checkpoint["best_epoch"]), float(checkpoint["best_value"])
@@ -243,7 +203,7 @@ def run_epoch(config: Config, model: LSTMRecommender, optimizer: torch.optim.Opt
     torch.manual_seed(config.seed * 100_003 + epoch)  # dropout; with the batch order, a resumed run repeats exactly
     order = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
     train_loss = train_epoch(model, optimizer, samples, batch_size=config.batch_size, generator=order,
-                             bf16=config.bf16, by_length=config.batch_by_length, label_smoothing=config.label_smoothing)
+                             bf16=config.bf16, by_length=config.batch_by_length)
     trained = time.perf_counter()
     metrics = {"epoch": epoch + 1, "train_loss": train_loss, "train_seconds": trained - began}
     line = f"epoch {epoch + 1}/{config.epochs}  train_loss {train_loss:.4f}"

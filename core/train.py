@@ -61,10 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     model = of_split(split, result.best)
-    chosen = {"markov_blend": config.markov_blend, "seen_items": config.seen_items,
-              "lr_decay_epochs": config.lr_decay_epochs}
+    chosen = {"markov_blend": config.markov_blend, "seen_items": config.seen_items}
     if not args.test:
-        chosen.update(validation_choices(config, result.best, None, result.history[:result.best_epoch]))
+        chosen.update(validation_choices(config, result.best, None))
     train_seconds = [row["train_seconds"] for row in result.history]
     eval_seconds = [row["eval_seconds"] for row in result.history if "eval_seconds" in row]
     print(json.dumps({

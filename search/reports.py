@@ -95,10 +95,8 @@ def best_row(table: pd.DataFrame, metric: str, mode: str) -> pd.Series | None:
 def write_best_config(path: Path, record: TrialRecord, row: pd.Series, metric: str, experiment: str) -> None:
     """The best trial's complete config with `epochs` set to its peak epoch: ready to retrain."""
     at_peak = {k: row[k] for k in ("markov_blend", "seen_last") if k in row and np.isfinite(row[k])}
-    peak = int(row["peak_epoch"])
-    chosen = validation_choices(build_config(record.config), at_peak, None,
-                                record.history.iloc[:peak].to_dict("records"))
-    config = dict(record.config, epochs=peak, **{k: list(v) if isinstance(v, tuple) else v for k, v in chosen.items()})
+    chosen = validation_choices(build_config(record.config), at_peak, None)
+    config = dict(record.config, epochs=int(row["peak_epoch"]), **chosen)
     blend = "".join(f", `{key}` as chosen there" for key in chosen)
     header = (f"# Best trial {row['trial_id']} of search {experiment}: {metric} {row[f'best_{metric}']:.5f} "
               f"at epoch {int(row['peak_epoch'])} (ran {int(row['epochs_run'])} epochs, {row['status']}).\n"

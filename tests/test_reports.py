@@ -55,20 +55,3 @@ def test_reports_name_the_best_trial_its_peak_epoch_and_the_errors(tmp_path):
     assert "| base config (its best epoch) | 0.1 | " in summary
     assert "- trial 4 (d): DivergedError: training loss became nan" in summary
     assert all((tmp_path / f).is_file() for f in ("trials.csv", "search_progress.png", "parameters.png"))
-
-
-def test_the_best_config_replays_the_lr_decays_made_before_the_peak(tmp_path):
-    decaying = record("a", [0.1, 0.2, 0.3, 0.25, 0.24])
-    decaying.config.update(lr_decay=0.5, patience=2)
-    decaying.history["lr"] = [0.004, 0.004, 0.002, 0.002, 0.001]
-    spec = SearchSpec(space={"lr": {"loguniform": [0.0001, 0.1]}},
-                      settings=SearchSettings(max_epochs=5, grace_period=1, reduction_factor=4))
-    plan = SearchPlan(name="hand", storage=str(tmp_path), folder=str(tmp_path), samples=1, cpus_per_trial=1,
-                      gpus_per_trial=0, concurrency=1, config=build_config({}).to_dict(), search=spec.to_dict(),
-                      status=Status.FINISHED, created="2026-12-01T12:00:00", wall_seconds=10.0)
-    facts = SearchFacts(data_stats="", baselines={"markov": {"ndcg@5": 0.15}, "most_popular": {"ndcg@5": 0.05}},
-                        ray_start_seconds=2.0, prepare_seconds=0.1, trial_seconds=6.0, default_trial_id=None)
-    write_outputs(tmp_path, [decaying], plan, spec, facts)
-    best = yaml.safe_load((tmp_path / "best_config.yaml").read_text())
-    assert (best["epochs"], best["lr_decay_epochs"]) == (3, [2])  # the decay after epoch 4 came after the peak
-    assert build_config(best).lr_decay_epochs == (2,)

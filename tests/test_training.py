@@ -19,7 +19,7 @@ from core.data import prepare_data
 from core.epoch import DivergedError, train_epoch
 from core.errors import ConfigError
 from core.evaluation import evaluate, evaluate_variants, markov_blend_scorer, model_scorer
-from core.fit import BLEND_WEIGHTS, choose_on_validation, decayed_after, fit, validation_choices
+from core.fit import BLEND_WEIGHTS, choose_on_validation, fit
 from core.model import BLEND_ALPHA, build_model
 from core.samples import eval_targets, prefix_samples, training_windows
 from core.split import TRAIN, VALID
@@ -363,44 +363,3 @@ def test_embedding_dropout_acts_in_training_only():
     assert torch.equal(dropped(items), plain(items))
     with pytest.raises(ConfigError, match="embed_dropout: expected a value >= 0.0 and < 1.0, got 1.0"):
         build_config({"embed_dropout": 1.0})
-
-
-def test_lr_decays_once_the_monitored_metric_stalls_and_training_for_test_replays_the_decays(tiny_config):
-    # the training loss only falls, so watched as "max" it stops improving after epoch 1
-    config = dict(tiny_config, epochs=4, patience=0, lr=0.01, lr_decay=0.5)
-    data = prepare_data(build_config(config))
-    every_epoch = fit(config, data, monitor="train_loss", mode="max")
-    assert [row["lr"] for row in every_epoch.history] == pytest.approx([0.01, 0.01, 0.005, 0.0025])
-    after_two = fit(dict(config, lr_decay_patience=2), data, monitor="train_loss", mode="max")
-    assert [row["lr"] for row in after_two.history] == pytest.approx([0.01, 0.01, 0.01, 0.005])
-    assert decayed_after(after_two.history, until=4) == (3,) and decayed_after(after_two.history, until=3) == ()
-    replayed = fit(dict(config, lr_decay_epochs=[2, 3], markov_blend=0, seen_items="keep"), data, evaluate_on="test")
-    assert [row["lr"] for row in replayed.history] == pytest.approx([0.01, 0.01, 0.005, 0.0025])
-    states = []
-    fit(config, data, monitor="train_loss", mode="max", report=lambda m, state: states.append(copy.deepcopy(state)))
-    resumed = fit(config, data, monitor="train_loss", mode="max", checkpoint=states[1])
-    assert [row["lr"] for row in resumed.history] == [row["lr"] for row in every_epoch.history]
-    assert resumed.final["train_loss"] == every_epoch.final["train_loss"]
-
-
-def test_validation_chooses_the_lr_decays_made_before_the_best_epoch(tiny_config):
-    config = build_config(dict(tiny_config, patience=2, lr_decay=0.5))
-    history = [{"lr": lr} for lr in (1.0, 1.0, 0.5, 0.5, 0.25, 0.25)]
-    assert validation_choices(config, {}, 4, history)["lr_decay_epochs"] == (2,)
-    assert validation_choices(config, {}, 6, history)["lr_decay_epochs"] == (2, 4)
-    fixed = build_config(dict(tiny_config, lr_decay=0.5, lr_decay_epochs=[3]))
-    assert "lr_decay_epochs" not in validation_choices(fixed, {}, 6, history)  # a fixed schedule is kept as given
-    chosen = choose_on_validation(build_config(dict(tiny_config, epochs=5, patience=2, lr_decay=0.5)),
-                                  prepare_data(config))
-    assert all(epoch < chosen.epochs for epoch in chosen.lr_decay_epochs)
-
-
-def test_label_smoothing_changes_the_training_loss_only(tiny_config):
-    config = dict(tiny_config, lr=0.02, epochs=3)
-    data = prepare_data(build_config(config))
-    plain, smoothed = fit(config, data), fit(dict(config, label_smoothing=0.5), data)
-    # the uniform half of the target adds to the training loss; validation's loss stays plain cross-entropy
-    train_gap = smoothed.final["train_loss"] - plain.final["train_loss"]
-    assert train_gap > 0.3 and train_gap > 2 * abs(smoothed.final["val_loss"] - plain.final["val_loss"])
-    with pytest.raises(ConfigError, match=r"label_smoothing: expected a value >= 0.0 and < 1.0, got 1.0"):
-        build_config({"label_smoothing": 1.0})
