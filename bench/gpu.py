@@ -37,7 +37,7 @@ def train_once(size: str, bf16: bool, epochs: int, device: str = "cuda") -> dict
     from core.split import TRAIN
 
     config = build_config({**SIZES[size], "epochs": epochs, "patience": 0, "markov_blend": 0, "batch_by_length": False,
-                           "bf16": bf16, "device": device})
+                           "ema_decay": 0, "bf16": bf16, "device": device})
     data = prepare_data(config)
     _, lengths, loss_from = training_windows(data, config.max_seq_len, TRAIN, config.window_overlap)
     targets = int((lengths - loss_from).sum())

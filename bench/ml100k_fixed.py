@@ -31,7 +31,7 @@ VARIANTS = {"all_positions overlap 0": {"sample_mode": "all_positions", "window_
             "prefix": {"sample_mode": "prefix"}}
 FIXED = {"max_seq_len": 20, "embed_dim": 64, "hidden_dim": 128, "num_layers": 1, "dropout": 0.2,
          "batch_size": 64, "lr": 0.001, "ks": [5, 10, 20], "patience": 0, "markov_blend": 0,
-         "batch_by_length": False}  # as documented
+         "batch_by_length": False, "ema_decay": 0}  # as documented
 
 
 def score_all(scorer, data, config, split):

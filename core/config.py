@@ -58,6 +58,7 @@ class Config:
     weight_decay: float = 1e-5
     epochs: int = 50
     patience: int = 3
+    ema_decay: float = 0.0
     seed: int = 0
     device: str = "auto"
     bf16: bool = False
@@ -110,6 +111,7 @@ RANGES = {
     "weight_decay": (0.0, 10.0, True, True),
     "epochs": (1, None, True, True),
     "patience": (0, None, True, True),
+    "ema_decay": (0.0, 1.0, True, False),
     "eval_batch_size": (1, None, True, True),
 }
 

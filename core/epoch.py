@@ -6,6 +6,7 @@ In `all_positions` mode a sample is a window with a target at every position fro
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from contextlib import nullcontext
 
 import torch
@@ -28,7 +29,8 @@ def autocast_for(device: torch.device, bf16: bool):
 
 
 def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, samples: TrainingSamples, *,
-                batch_size: int, generator: torch.Generator, bf16: bool = False, by_length: bool = False) -> float:
+                batch_size: int, generator: torch.Generator, bf16: bool = False, by_length: bool = False,
+                after_step: Callable[[], None] | None = None) -> float:
     """One pass over the samples in shuffled batches; returns the mean cross-entropy per target.
 
     by_length: batches of samples of similar length (core.batching.length_batches). Their number of targets
@@ -69,6 +71,8 @@ def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sample
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if after_step is not None:
+            after_step()
         total_loss += batch_mean.detach() * len(targets)
         total_targets += len(targets)
     mean_loss = total_loss.item() / max(total_targets, 1)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from core.baselines import item_counts, markov_table
 from core.config import Config, build_config
@@ -125,28 +126,39 @@ def fit(config: Config | Mapping[str, Any], data: PreparedData | None = None, re
     if model.markov_blend and config.markov_blend != "auto":
         model.blend_weight.fill_(float(config.markov_blend))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    result = FitResult(model=model, config=config)
+    averaged = moving_average(model, config.ema_decay)
+    scored = averaged.module if averaged is not None else model  # what is evaluated, kept and saved
+    result = FitResult(model=scored, config=config)
     patience = Patience(config.patience, monitor or metric_name("ndcg", config.ks[0], "val"), mode) \
         if config.patience and evaluate_on == "val" else None
     first_epoch = 0
     if checkpoint is not None:
-        first_epoch = restore(checkpoint, model, optimizer, result, patience)
+        first_epoch = restore(checkpoint, model, optimizer, result, patience, averaged)
 
     for epoch in range(first_epoch, config.epochs):
         evaluated = evaluate_on == "val" or epoch + 1 == config.epochs
-        metrics = run_epoch(config, model, optimizer, samples, epoch, targets if evaluated else None, evaluate_on)
+        metrics = run_epoch(config, model, optimizer, samples, epoch, targets if evaluated else None, evaluate_on,
+                            averaged)
         result.history.append(metrics)
-        stop = patience is not None and patience.update(epoch + 1, metrics, model)
+        stop = patience is not None and patience.update(epoch + 1, metrics, scored)
         if report is not None:
-            report(metrics, training_state(epoch + 1, model, optimizer, config, result, patience))
+            report(metrics, training_state(epoch + 1, model, optimizer, config, result, patience, averaged))
         if stop:
             log.info("stopping: %s has not improved for %d epochs since epoch %d", patience.monitor,
                      patience.epochs, patience.best_epoch)
             break
     if patience is not None and patience.best_weights is not None:
-        model.load_state_dict(patience.best_weights)
+        scored.load_state_dict(patience.best_weights)
         result.best_epoch = patience.best_epoch
     return result
+
+
+def moving_average(model: LSTMRecommender, decay: float) -> AveragedModel | None:
+    """decay > 0: an exponential moving average of the model's weights (torch's AveragedModel), updated after
+    every optimiser step; it shares the model's Markov tables and has its own blend weight."""
+    if not decay:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=False)
 
 
 def choose_on_validation(config: Config, data: PreparedData) -> Config:
@@ -175,20 +187,25 @@ def validation_choices(config: Config, best: Mapping[str, Any], best_epoch: int 
 
 
 def training_state(epoch: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer, config: Config,
-                   result: FitResult, patience: Patience | None) -> dict[str, Any]:
+                   result: FitResult, patience: Patience | None, averaged: AveragedModel | None = None) -> dict[str, Any]:
     """Everything needed to continue training after `epoch` (plain tensors and values only)."""
     state = {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "config": config.to_dict(), "history": list(result.history)}
+    if averaged is not None:
+        state["averaged"] = averaged.state_dict()
     if patience is not None and patience.best_epoch is not None:
         state.update(best_epoch=patience.best_epoch, best_value=patience.best_value, best_model=patience.best_weights)
     return state
 
 
 def restore(checkpoint: Mapping[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-            result: FitResult, patience: Patience | None) -> int:
-    """Load a training state into the model, optimiser, history and patience; returns the epochs done."""
+            result: FitResult, patience: Patience | None, averaged: AveragedModel | None = None) -> int:
+    """Load a training state into the model, optimiser, history, patience and moving average; returns the
+    epochs done."""
     model.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
+    if averaged is not None:
+        averaged.load_state_dict(checkpoint["averaged"])
     result.history = list(checkpoint.get("history", []))
     if patience is not None and "best_epoch" in checkpoint:
         patience.best_epoch, patience.best_value = int(checkpoint["best_epoch"]), float(checkpoint["best_value"])
@@ -197,19 +214,23 @@ def restore(checkpoint: Mapping[str, Any], model: torch.nn.Module, optimizer: to
 
 
 def run_epoch(config: Config, model: LSTMRecommender, optimizer: torch.optim.Optimizer, samples: TrainingSamples,
-              epoch: int, targets: EvalTargets | None, split: str) -> dict[str, float]:
-    """Train one epoch, then evaluate on `targets` unless None; log one line; return the epoch's metrics."""
+              epoch: int, targets: EvalTargets | None, split: str,
+              averaged: AveragedModel | None = None) -> dict[str, float]:
+    """Train one epoch, then evaluate on `targets` unless None (the moving average of the weights when there
+    is one); log one line; return the epoch's metrics."""
     began = time.perf_counter()
     torch.manual_seed(config.seed * 100_003 + epoch)  # dropout; with the batch order, a resumed run repeats exactly
     order = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
     train_loss = train_epoch(model, optimizer, samples, batch_size=config.batch_size, generator=order,
-                             bf16=config.bf16, by_length=config.batch_by_length)
+                             bf16=config.bf16, by_length=config.batch_by_length,
+                             after_step=None if averaged is None else lambda: averaged.update_parameters(model))
     trained = time.perf_counter()
     metrics = {"epoch": epoch + 1, "train_loss": train_loss, "train_seconds": trained - began}
     line = f"epoch {epoch + 1}/{config.epochs}  train_loss {train_loss:.4f}"
     if targets is not None:
         ndcg = metric_name("ndcg", config.ks[0])
-        scores, plain, (weight, seen_last) = evaluate_model(config, model, targets)
+        scores, plain, (weight, seen_last) = evaluate_model(config, model if averaged is None else averaged.module,
+                                                            targets)
         metrics.update(with_split(split, scores), eval_seconds=time.perf_counter() - trained)
         line += (f"  {metric_name('loss', split=split)} {scores['loss']:.4f}  "
                  f"{metric_name('ndcg', config.ks[0], split)} {scores[ndcg]:.4f}")

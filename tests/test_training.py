@@ -363,3 +363,21 @@ def test_embedding_dropout_acts_in_training_only():
     assert torch.equal(dropped(items), plain(items))
     with pytest.raises(ConfigError, match="embed_dropout: expected a value >= 0.0 and < 1.0, got 1.0"):
         build_config({"embed_dropout": 1.0})
+
+
+def test_the_moving_average_of_the_weights_is_what_is_evaluated_kept_and_resumed(tiny_config):
+    config = dict(tiny_config, epochs=3, lr=0.01)
+    data = prepare_data(build_config(config))
+    plain = fit(config, data)
+    # a decay of ~0 makes the average the latest weights: the run is the plain one
+    latest = fit(dict(config, ema_decay=1e-9), data)
+    assert [row["val_ndcg@5"] for row in latest.history] == pytest.approx([row["val_ndcg@5"] for row in plain.history])
+    states = []
+    averaged = fit(dict(config, ema_decay=0.9), data, report=lambda m, state: states.append(copy.deepcopy(state)))
+    assert averaged.final["val_loss"] != pytest.approx(plain.final["val_loss"])
+    assert averaged.final["train_loss"] == plain.final["train_loss"]  # training itself is unchanged
+    trained, kept = states[-1]["model"], dict(averaged.model.named_parameters())
+    assert all(not torch.equal(trained[name], value) for name, value in kept.items())  # kept: the average
+    resumed = fit(dict(config, ema_decay=0.9), data, checkpoint=states[0])
+    assert resumed.final["val_ndcg@5"] == averaged.final["val_ndcg@5"]
+    assert all(torch.equal(value, dict(resumed.model.named_parameters())[name]) for name, value in kept.items())
