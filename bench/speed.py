@@ -58,8 +58,8 @@ def main() -> None:
     args = parser.parse_args()
     config = build_config({"data": args.data, "max_seq_len": 20, "embed_dim": 64, "hidden_dim": 128,
                            "num_layers": 1, "dropout": 0.2, "batch_size": args.batch_size, "lr": args.lr,
-                           "epochs": args.epochs, "patience": 0, "markov_blend": 0, "batch_by_length": False, "ema_decay": 0,
-                           "ks": [5]})
+                           "epochs": args.epochs, "patience": 0, "markov_blend": 0, "batch_by_length": False,
+                           "ema_decay": 0, "ks": [5]})
     frame = load_movielens(args.data)
     out = {}
 

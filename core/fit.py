@@ -187,7 +187,8 @@ def validation_choices(config: Config, best: Mapping[str, Any], best_epoch: int 
 
 
 def training_state(epoch: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer, config: Config,
-                   result: FitResult, patience: Patience | None, averaged: AveragedModel | None = None) -> dict[str, Any]:
+                   result: FitResult, patience: Patience | None,
+                   averaged: AveragedModel | None = None) -> dict[str, Any]:
     """Everything needed to continue training after `epoch` (plain tensors and values only)."""
     state = {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "config": config.to_dict(), "history": list(result.history)}
