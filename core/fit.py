@@ -7,6 +7,7 @@ metrics and a checkpoint to Tune.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import time
@@ -128,6 +129,7 @@ def fit(config: Config | Mapping[str, Any], data: PreparedData | None = None, re
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     averaged = moving_average(model, config.ema_decay)
     scored = averaged.module if averaged is not None else model  # what is evaluated, kept and saved
+    after_step = None if averaged is None else functools.partial(averaged.update_parameters, model)
     result = FitResult(model=scored, config=config)
     patience = Patience(config.patience, monitor or metric_name("ndcg", config.ks[0], "val"), mode) \
         if config.patience and evaluate_on == "val" else None
@@ -138,7 +140,7 @@ def fit(config: Config | Mapping[str, Any], data: PreparedData | None = None, re
     for epoch in range(first_epoch, config.epochs):
         evaluated = evaluate_on == "val" or epoch + 1 == config.epochs
         metrics = run_epoch(config, model, optimizer, samples, epoch, targets if evaluated else None, evaluate_on,
-                            averaged)
+                            scored, after_step)
         result.history.append(metrics)
         stop = patience is not None and patience.update(epoch + 1, metrics, scored)
         if report is not None:
@@ -215,23 +217,23 @@ def restore(checkpoint: Mapping[str, Any], model: torch.nn.Module, optimizer: to
 
 
 def run_epoch(config: Config, model: LSTMRecommender, optimizer: torch.optim.Optimizer, samples: TrainingSamples,
-              epoch: int, targets: EvalTargets | None, split: str,
-              averaged: AveragedModel | None = None) -> dict[str, float]:
-    """Train one epoch, then evaluate on `targets` unless None (the moving average of the weights when there
-    is one); log one line; return the epoch's metrics."""
+              epoch: int, targets: EvalTargets | None, split: str, scored: LSTMRecommender | None = None,
+              after_step: Callable[[], None] | None = None) -> dict[str, float]:
+    """Train `model` one epoch (calling after_step after every optimiser step), then evaluate `scored` (default:
+    the model; the moving average of its weights when there is one) on `targets` unless None; log one line;
+    return the epoch's metrics."""
     began = time.perf_counter()
     torch.manual_seed(config.seed * 100_003 + epoch)  # dropout; with the batch order, a resumed run repeats exactly
     order = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
     train_loss = train_epoch(model, optimizer, samples, batch_size=config.batch_size, generator=order,
                              bf16=config.bf16, by_length=config.batch_by_length,
-                             after_step=None if averaged is None else lambda: averaged.update_parameters(model))
+                             after_step=after_step)
     trained = time.perf_counter()
     metrics = {"epoch": epoch + 1, "train_loss": train_loss, "train_seconds": trained - began}
     line = f"epoch {epoch + 1}/{config.epochs}  train_loss {train_loss:.4f}"
     if targets is not None:
         ndcg = metric_name("ndcg", config.ks[0])
-        scores, plain, (weight, seen_last) = evaluate_model(config, model if averaged is None else averaged.module,
-                                                            targets)
+        scores, plain, (weight, seen_last) = evaluate_model(config, model if scored is None else scored, targets)
         metrics.update(with_split(split, scores), eval_seconds=time.perf_counter() - trained)
         line += (f"  {metric_name('loss', split=split)} {scores['loss']:.4f}  "
                  f"{metric_name('ndcg', config.ks[0], split)} {scores[ndcg]:.4f}")
