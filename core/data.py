@@ -18,6 +18,7 @@ import pandas as pd
 from core.config import Config
 from core.dates import describe_times
 from core.errors import DataError, rows_text
+from core.ids import factorize_ids, id_type
 from core.sources import load_event_log, load_movielens, load_sequences, load_synthetic
 from core.split import PERIOD_NAMES, TEST, TRAIN, VALID, split_periods
 
@@ -30,8 +31,8 @@ class PreparedData:
     items: np.ndarray         # (E,) int64 item id of each event, 1..n_items; customers contiguous, in time order
     user_start: np.ndarray    # (U + 1,) int64 offsets of each customer's events in `items`
     period: np.ndarray        # (E,) int8: 0 train, 1 validation, 2 test
-    user_ids: np.ndarray      # (U,) int64 customer ids as the source spells them
-    catalog: pd.DataFrame     # item_id, item_number, description_1, description_2; row i is item id i + 1
+    user_ids: np.ndarray      # (U,) customer ids as the source spells them, sorted: int64, or text (object)
+    catalog: pd.DataFrame     # item_id, item_number (int64 or text), description_1, description_2; row i: id i + 1
     settings: dict[str, Any]  # the data settings it was built from
     stats: dict[str, Any] = field(default_factory=dict)
 
@@ -44,8 +45,13 @@ class PreparedData:
         # settings added after searches were saved count only when set: their data keeps its fingerprint
         settings = {k: v for k, v in self.settings.items() if LATER_SETTINGS.get(k, object()) != v}
         digest = hashlib.sha256(repr(sorted(settings.items())).encode())
-        for array in (self.items, self.user_start, self.period, self.catalog["item_number"].to_numpy()):
+        for array in (self.items, self.user_start, self.period):
             digest.update(np.ascontiguousarray(array).tobytes())
+        numbers = self.catalog["item_number"].to_numpy()
+        if id_type(numbers) == "integer":  # as before text ids existed, so saved searches keep their fingerprint
+            digest.update(np.ascontiguousarray(numbers, dtype=np.int64).tobytes())
+        else:
+            digest.update("\n".join(numbers).encode())
         return digest.hexdigest()[:16]
 
 
@@ -64,52 +70,64 @@ def load_interactions(config: Config) -> pd.DataFrame:
 def prepare_data(config: Config, interactions: pd.DataFrame | None = None) -> PreparedData:
     """Load (unless given), drop short customers, sort, encode items, split: everything trials share."""
     frame = load_interactions(config) if interactions is None else interactions
-    stats: dict[str, Any] = {"events_loaded": len(frame), "customers_loaded": int(frame["user"].nunique())}
-    frame = count_duplicates(frame, config.drop_duplicates, stats)
-    sizes = frame.groupby("user")["user"].transform("size").to_numpy()
-    keep = sizes >= config.min_user_events
-    stats["customers_dropped"] = int(frame.loc[~keep, "user"].nunique())
-    stats["events_dropped"] = int((~keep).sum())
+    users, user_values = factorize_ids(frame["user"])  # (E,) codes in id order; (U,) ids: factorised once
+    items, item_values = factorize_ids(frame["item"])
+    times, lines = frame["time"].to_numpy(), frame["line"].to_numpy()
+    stats: dict[str, Any] = {"events_loaded": len(frame), "customers_loaded": int((np.bincount(users) > 0).sum())}
+    keep = ~repeated_events(users, times, items, lines, config.drop_duplicates, stats)
+    sizes = np.bincount(users[keep], minlength=len(user_values))
+    keep &= sizes[users] >= config.min_user_events
+    stats["customers_dropped"] = int(((sizes > 0) & (sizes < config.min_user_events)).sum())
+    stats["events_dropped"] = int((sizes[sizes < config.min_user_events]).sum())
     if not keep.any():
         raise DataError(f"{config.data}: no customer has at least {config.min_user_events} events "
-                        f"({stats['customers_loaded']} customers, {len(frame)} events); "
+                        f"({stats['customers_loaded']} customers, {int(sizes.sum())} events); "
                         "sequences need a history and a next item")
+    kept = np.flatnonzero(keep)
     # ties in time keep the source's row order, so the result never depends on the sort algorithm
-    frame = frame[keep].sort_values(["user", "time", "line"], kind="stable").reset_index(drop=True)
-
-    item_ids, item_numbers = pd.factorize(frame["item"], sort=True)  # hashing: np.unique's full sort is 3x slower
-    item_ids, item_numbers = item_ids.astype(np.int64) + 1, np.asarray(item_numbers)  # 0 is padding
-    first_seen = frame.drop_duplicates("item", keep="last").set_index("item").reindex(item_numbers)
+    keys = (times[kept], users[kept]) if np.all(np.diff(lines) > 0) else (lines[kept], times[kept], users[kept])
+    order = kept[np.lexsort(keys)]
+    user = users[order]  # sorted, so each customer's events are one run
+    item_codes, item_kept = pd.factorize(items[order], sort=True)  # hashing: np.unique's full sort is 3x slower
+    item_ids = item_codes.astype(np.int64) + 1  # 0 is padding
+    last = pd.Series(item_ids).drop_duplicates(keep="last")  # each item's descriptions from its latest event
+    last_seen = np.empty(len(item_kept), dtype=np.int64)
+    last_seen[last.to_numpy() - 1] = order[last.index.to_numpy()]
     catalog = pd.DataFrame({
-        "item_id": np.arange(1, len(item_numbers) + 1),
-        "item_number": item_numbers,
-        "description_1": first_seen["description_1"].to_numpy(),
-        "description_2": first_seen["description_2"].to_numpy(),
+        "item_id": np.arange(1, len(item_kept) + 1),
+        "item_number": item_values[item_kept],
+        "description_1": _texts_at(frame["description_1"], last_seen),
+        "description_2": _texts_at(frame["description_2"], last_seen),
     })
-    user = frame["user"].to_numpy()  # sorted, so each customer's events are one run
     user_start = np.flatnonzero(np.r_[True, user[1:] != user[:-1], True]).astype(np.int64)
-    users = user[user_start[:-1]]
-    period, cut_info = split_periods(frame["time"], user_start, config)
+    time = frame["time"].iloc[order].reset_index(drop=True)
+    period, cut_info = split_periods(time, user_start, config)
     stats.update(cut_info)
     if config.split == "time":
-        stats["times"] = describe_times(frame["time"])
-    data = PreparedData(items=item_ids, user_start=user_start, period=period, user_ids=users,
-                        catalog=catalog, settings=config.data_settings())
+        stats["times"] = describe_times(time)
+    data = PreparedData(items=item_ids, user_start=user_start, period=period,
+                        user_ids=user_values[user[user_start[:-1]]], catalog=catalog,
+                        settings=config.data_settings())
     data.stats = describe(data, stats)
     log.info("data: %s", ", ".join(f"{k} {v}" for k, v in data.stats.items()))
     return data
 
 
-def count_duplicates(frame: pd.DataFrame, drop: bool, stats: dict[str, Any]) -> pd.DataFrame:
-    """Count repeated (customer, time, item) rows in `stats`; drop them (keeping the first) when asked."""
-    repeated = frame.duplicated(["user", "time", "item"]).to_numpy()
+def _texts_at(column: pd.Series, rows: np.ndarray) -> np.ndarray:
+    """The texts at `rows` (a Categorical's or a plain column's)."""
+    return pd.Series(column).iloc[rows].astype(object).to_numpy(dtype=object)
+
+
+def repeated_events(users: np.ndarray, times: np.ndarray, items: np.ndarray, lines: np.ndarray, drop: bool,
+                    stats: dict[str, Any]) -> np.ndarray:
+    """(E,) True on repeated (customer, time, item) rows after the first, when `drop`; counted in `stats`."""
+    repeated = pd.DataFrame({"user": users, "time": times, "item": items}).duplicated().to_numpy()
     stats["duplicate_events"] = int(repeated.sum())
     if repeated.any():
-        lines = frame["line"].to_numpy()[repeated]
         action = "dropped (drop_duplicates: false keeps them)" if drop else "kept as events (drop_duplicates: false)"
         log.warning("data: %d repeated (customer, time, item) rows %s, e.g. at %s", repeated.sum(), action,
-                    rows_text(lines))
-    return frame[~repeated] if drop and repeated.any() else frame
+                    rows_text(lines[repeated]))
+    return repeated if drop else np.zeros(len(users), dtype=bool)
 
 
 def describe(data: PreparedData, stats: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,146 @@
+"""Customer and item ids as the user wrote them: integers where every value is one, text otherwise.
+
+An id column is decided from its text, never through a float parse: it is int64 when every distinct value
+is a plain integer (no sign but '-', no leading zero) that int64 holds exactly, and text otherwise (Amazon's
+A1MNLT8X5G66H1, UUIDs, SKUs, zero-padded numbers, integers beyond int64). Two spellings of one number
+(12 and 12.0 or 1.2e1, 7 and 007 or +7) are refused with their rows, never merged. All checks run on the
+distinct values, so their cost follows the number of ids, not of events.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from core.errors import DataError, rows_text
+
+PLAIN_INTEGER = r"-?(0|[1-9][0-9]*)"
+SIGNED_DIGITS = r"[+-]?[0-9]+"
+DECIMAL_NUMBER = r"[+-]?([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+(\.[0-9]*)?[eE][+-]?[0-9]+)"
+INT64_MAX = "9223372036854775807"
+ID_TYPES = ("integer", "string")
+
+
+def id_type(ids: np.ndarray) -> str:
+    """'integer' for an int64 id array, 'string' for text ids."""
+    return "integer" if np.issubdtype(np.asarray(ids).dtype, np.integer) else "string"
+
+
+def ids_from_column(column: pd.Series, name: str, where: str, lines: np.ndarray, unit: str) -> np.ndarray | pd.Categorical:
+    """(E,) int64 ids, or a Categorical of text ids (categories sorted); refusals name the rows."""
+    if pd.api.types.is_bool_dtype(column.dtype):
+        raise DataError(f"{where}: column {name!r} holds true/false values, not ids, at "
+                        f"{rows_text(lines[:5], column[:5], unit=unit)}")
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes, texts = column.cat.codes.to_numpy(), column.cat.categories.to_numpy()
+        if not pd.api.types.is_object_dtype(texts.dtype) and not pd.api.types.is_string_dtype(texts.dtype):
+            return ids_from_column(column.astype(texts.dtype), name, where, lines, unit)
+    elif pd.api.types.is_integer_dtype(column.dtype) and column.notna().all():
+        values = column.to_numpy()
+        if values.dtype != np.uint64 or len(values) == 0 or values.max() < 2 ** 63:
+            return values.astype(np.int64)
+        codes, texts = pd.factorize(column.astype(str))  # beyond int64: exact as text, never wrapped
+    elif pd.api.types.is_float_dtype(column.dtype):
+        return _integral_floats(column, name, where, lines, unit)
+    else:
+        codes, texts = pd.factorize(column)
+    return ids_from_text(np.asarray(codes), pd.Series(texts, dtype=object).astype(str).to_numpy(dtype=object),
+                         name, where, lines, unit)
+
+
+def ids_from_text(codes: np.ndarray, texts: np.ndarray, name: str, where: str, lines: np.ndarray,
+                  unit: str) -> np.ndarray | pd.Categorical:
+    """Ids given as (E,) codes (-1: empty) into (D,) distinct texts: int64 ids, or a Categorical of texts."""
+    empty = codes < 0
+    if empty.any():
+        raise DataError(f"{where}: column {name!r} has empty values at {rows_text(lines[empty], unit=unit)}")
+    text = pd.Series(texts, dtype=object).str.strip()
+    digits = text.str.fullmatch(SIGNED_DIGITS).to_numpy(dtype=bool)
+    decimal = text.str.fullmatch(DECIMAL_NUMBER).to_numpy(dtype=bool)
+    _refuse_mixed_numbers(codes, text, digits, decimal, name, where, lines, unit)
+    key = text.where(~digits, _canonical_integers(text, digits))
+    if key.nunique() < len(key):  # '7' and '007', or 'A1' and ' A1': one id written two ways
+        twice = key[key.duplicated(keep=False)]
+        first = twice[twice == twice.iloc[0]].index.to_numpy()
+        rows = [int(lines[np.argmax(codes == c)]) for c in first[:2]]
+        raise DataError(f"{where}: column {name!r} writes one id in two ways at {rows_text(rows, texts[first[:2]], unit=unit)}; "
+                        "they would be merged or told apart by accident: write each id one way")
+    plain = text.str.fullmatch(PLAIN_INTEGER).to_numpy(dtype=bool)
+    if plain.all() and _fits_int64(text).all():
+        values = pc.cast(pa.array(text.to_numpy(dtype=object), pa.string()), pa.int64()).to_numpy()
+        return values[codes]
+    order = np.argsort(text.to_numpy(dtype=str), kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return pd.Categorical.from_codes(rank[codes], categories=pd.Index(text.to_numpy(dtype=object)[order], dtype=object))
+
+
+def _refuse_mixed_numbers(codes: np.ndarray, text: pd.Series, digits: np.ndarray, decimal: np.ndarray, name: str,
+                          where: str, lines: np.ndarray, unit: str) -> None:
+    """Integers beside decimal spellings (12 and 12.0, 1000 and 1e3), or every id a decimal: refused."""
+    if not decimal.any() or not (digits.any() or (digits | decimal).all()):
+        return
+    shown = []
+    for kind in (digits, decimal):
+        at = np.flatnonzero(kind[codes])[:3]
+        shown += [f"{unit} {lines[i]} ({text[codes[i]]!r})" for i in at]
+    raise DataError(f"{where}: column {name!r} spells numbers in more than one way: {', '.join(shown)}; ids are "
+                    "compared as written, and reading them as numbers could merge different ids (a float holds 15-16 "
+                    "digits): write every id as an integer (no '.0', no exponent) or as text")
+
+
+def _integral_floats(column: pd.Series, name: str, where: str, lines: np.ndarray, unit: str) -> np.ndarray:
+    """A float column (Parquet) as int64 when every value is a whole number a float holds exactly."""
+    values = column.to_numpy()
+    bad = np.isnan(values) | (values % 1 != 0) | (np.abs(values) > 2 ** 53)
+    if bad.any():
+        raise DataError(f"{where}: column {name!r} holds ids as floats that are not exact whole numbers at "
+                        f"{rows_text(lines[bad], column[bad], unit=unit)}; store ids as integers or text")
+    return values.astype(np.int64)
+
+
+def _canonical_integers(text: pd.Series, digits: np.ndarray) -> pd.Series:
+    """'+007' -> '7', '-0' -> '0': the integer each digit string denotes, as text (no int64 limit)."""
+    sign = text.str.startswith("-")
+    body = text.str.lstrip("+-").str.lstrip("0").replace("", "0")
+    return (sign & (body != "0")).map({True: "-", False: ""}) + body
+
+
+def _fits_int64(text: pd.Series) -> np.ndarray:
+    """Plain integer texts that int64 holds (compared as text: no parse that could wrap)."""
+    body = text.str.lstrip("-")
+    limit = INT64_MAX[:-1] + np.where(text.str.startswith("-"), "8", "7").astype(object)
+    return ((body.str.len() < 19) | ((body.str.len() == 19) & (body <= limit))).to_numpy(dtype=bool)
+
+
+def factorize_ids(column: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(E,) codes into (U,) sorted distinct ids (int64 or text): the ids factorised once."""
+    if isinstance(getattr(column, "dtype", None), pd.CategoricalDtype):
+        values = pd.Series(column).cat
+        return values.codes.to_numpy().astype(np.int64), values.categories.to_numpy(dtype=object)
+    codes, uniques = pd.factorize(np.asarray(column), sort=True)
+    return codes.astype(np.int64), np.asarray(uniques)
+
+
+def positions_of(known: np.ndarray, asked: Iterable[int | str], what: str) -> tuple[np.ndarray, list[str]]:
+    """Rows of the asked ids (the user's spelling) in `known`, -1 where unknown, and the malformed ones.
+
+    Integer models take integer texts only ('12', ' 12'); text models take any text, compared exactly.
+    """
+    texts = [str(a).strip() for a in asked]
+    if id_type(known) == "string":
+        return pd.Index(known).get_indexer(pd.Index(texts, dtype=object)), []
+    malformed = [t for t in texts if not _is_integer(t)]
+    if malformed:
+        return np.full(len(texts), -1), malformed
+    numbers = np.array([int(t) if abs(int(t)) < 2 ** 63 else 2 ** 63 - 1 for t in texts], dtype=np.int64)
+    found = pd.Index(known).get_indexer(numbers)
+    found[[abs(int(t)) >= 2 ** 63 for t in texts]] = -1  # beyond int64: no integer id can match
+    return found, []
+
+
+def _is_integer(text: str) -> bool:
+    return text.lstrip("+-").isdigit() and text.count("-") + text.count("+") <= 1
