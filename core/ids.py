@@ -125,7 +125,7 @@ def factorize_ids(column: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarra
     return codes.astype(np.int64), np.asarray(uniques)
 
 
-def positions_of(known: np.ndarray, asked: Iterable[int | str], what: str) -> tuple[np.ndarray, list[str]]:
+def positions_of(known: np.ndarray, asked: Iterable[int | str]) -> tuple[np.ndarray, list[str]]:
     """Rows of the asked ids (the user's spelling) in `known`, -1 where unknown, and the malformed ones.
 
     Integer models take integer texts only ('12', ' 12'); text models take any text, compared exactly.
