@@ -74,25 +74,23 @@ def prepare_data(config: Config, interactions: pd.DataFrame | None = None) -> Pr
     items, item_values = factorize_ids(frame["item"])
     times, lines = frame["time"].to_numpy(), frame["line"].to_numpy()
     stats: dict[str, Any] = {"events_loaded": len(frame), "customers_loaded": int((np.bincount(users) > 0).sum())}
-    keep = ~repeated_events(users, times, items, lines, config.drop_duplicates, stats)
-    sizes = np.bincount(users[keep], minlength=len(user_values))
-    keep &= sizes[users] >= config.min_user_events
+    # ties in time keep the source's row order, so the result never depends on the sort algorithm
+    order = customer_time_order(users, times, lines)
+    order = order[~repeated_events(users[order], times[order], items[order], lines[order], config.drop_duplicates,
+                                   stats)]
+    sizes = np.bincount(users[order], minlength=len(user_values))
     stats["customers_dropped"] = int(((sizes > 0) & (sizes < config.min_user_events)).sum())
     stats["events_dropped"] = int((sizes[sizes < config.min_user_events]).sum())
-    if not keep.any():
+    order = order[sizes[users[order]] >= config.min_user_events]
+    if len(order) == 0:
         raise DataError(f"{config.data}: no customer has at least {config.min_user_events} events "
                         f"({stats['customers_loaded']} customers, {int(sizes.sum())} events); "
                         "sequences need a history and a next item")
-    kept = np.flatnonzero(keep)
-    # ties in time keep the source's row order, so the result never depends on the sort algorithm
-    keys = (times[kept], users[kept]) if np.all(np.diff(lines) > 0) else (lines[kept], times[kept], users[kept])
-    order = kept[np.lexsort(keys)]
     user = users[order]  # sorted, so each customer's events are one run
-    item_codes, item_kept = pd.factorize(items[order], sort=True)  # hashing: np.unique's full sort is 3x slower
-    item_ids = item_codes.astype(np.int64) + 1  # 0 is padding
-    last = pd.Series(item_ids).drop_duplicates(keep="last")  # each item's descriptions from its latest event
-    last_seen = np.empty(len(item_kept), dtype=np.int64)
-    last_seen[last.to_numpy() - 1] = order[last.index.to_numpy()]
+    present = np.bincount(items[order], minlength=len(item_values)) > 0  # items of the kept events only
+    item_kept = np.flatnonzero(present)
+    item_ids = np.cumsum(present)[items[order]]  # 1..n_items in id order; 0 is padding
+    last_seen = order[last_positions(item_ids - 1, len(item_kept))]  # each item's descriptions: its latest event's
     catalog = pd.DataFrame({
         "item_id": np.arange(1, len(item_kept) + 1),
         "item_number": item_values[item_kept],
@@ -118,16 +116,51 @@ def _texts_at(column: pd.Series, rows: np.ndarray) -> np.ndarray:
     return pd.Series(column).iloc[rows].astype(object).to_numpy(dtype=object)
 
 
+def customer_time_order(users: np.ndarray, times: np.ndarray, lines: np.ndarray) -> np.ndarray:
+    """(E,) event order by customer code, then time, then source line (a stable sort: lines usually ascend)."""
+    if np.all(np.diff(lines) > 0):
+        if times.dtype.kind in "iuM":  # one int64 key: one argsort instead of lexsort's two passes
+            ticks = times.view(np.int64) if times.dtype.kind == "M" else times.astype(np.int64, copy=False)
+            low, span = int(ticks.min()), int(ticks.max()) - int(ticks.min()) + 1
+            if (int(users.max(initial=0)) + 1) * span < 2 ** 62:
+                return np.argsort(users * span + (ticks - low), kind="stable")
+        return np.lexsort((times, users))
+    return np.lexsort((lines, times, users))
+
+
 def repeated_events(users: np.ndarray, times: np.ndarray, items: np.ndarray, lines: np.ndarray, drop: bool,
                     stats: dict[str, Any]) -> np.ndarray:
-    """(E,) True on repeated (customer, time, item) rows after the first, when `drop`; counted in `stats`."""
-    repeated = pd.DataFrame({"user": users, "time": times, "item": items}).duplicated().to_numpy()
+    """(E,) True on repeated (customer, time, item) rows after the first, when `drop`; counted in `stats`.
+    The events come sorted by customer and time, so a repeat lies in its first's run of equal (customer, time)."""
+    new_run = np.r_[True, (users[1:] != users[:-1]) | (times[1:] != times[:-1])]
+    shared = ~(new_run & np.r_[new_run[1:], True])  # events in a run of two or more: the only candidates
+    run = np.cumsum(new_run)[shared]
+    repeated = np.zeros(len(users), dtype=bool)
+    repeated[shared] = first_seen_before(run * (int(items.max(initial=0)) + 1) + items[shared])
     stats["duplicate_events"] = int(repeated.sum())
     if repeated.any():
         action = "dropped (drop_duplicates: false keeps them)" if drop else "kept as events (drop_duplicates: false)"
         log.warning("data: %d repeated (customer, time, item) rows %s, e.g. at %s", repeated.sum(), action,
-                    rows_text(lines[repeated]))
+                    rows_text(np.sort(lines[repeated])))
     return repeated if drop else np.zeros(len(users), dtype=bool)
+
+
+def first_seen_before(keys: np.ndarray) -> np.ndarray:
+    """(N,) True where the key appeared earlier in `keys` (a stable sort: cheaper than hashing here)."""
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    repeated = np.empty(len(keys), dtype=bool)
+    repeated[order] = np.r_[False, ordered[1:] == ordered[:-1]]
+    return repeated
+
+
+def last_positions(codes: np.ndarray, n: int) -> np.ndarray:
+    """(n,) the last position of each code 0..n-1 in `codes` (each appears at least once)."""
+    order = np.argsort(codes, kind="stable")
+    ends = np.flatnonzero(np.r_[codes[order][1:] != codes[order][:-1], True])
+    last = np.empty(n, dtype=np.int64)
+    last[codes[order][ends]] = order[ends]
+    return last
 
 
 def describe(data: PreparedData, stats: dict[str, Any]) -> dict[str, Any]:
@@ -139,7 +172,7 @@ def describe(data: PreparedData, stats: dict[str, Any]) -> dict[str, Any]:
     first_event[data.user_start[:-1]] = True
     # an item the customer had before: with exclude_seen such a target is removed from the ranking, a sure miss
     owner = np.repeat(np.arange(len(data.user_ids)), np.diff(data.user_start))
-    repeat = pd.Series(owner * (data.n_items + 1) + data.items).duplicated().to_numpy()
+    repeat = first_seen_before(owner * (data.n_items + 1) + data.items)
     for name, period in PERIOD_NAMES.items():
         in_period = data.period == period
         seen = np.zeros(data.n_items + 1, dtype=bool)

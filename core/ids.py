@@ -30,7 +30,8 @@ def id_type(ids: np.ndarray) -> str:
 
 
 def ids_from_column(column: pd.Series, name: str, where: str, lines: np.ndarray, unit: str) -> np.ndarray | pd.Categorical:
-    """(E,) int64 ids, or a Categorical of text ids (categories sorted); refusals name the rows."""
+    """(E,) int64 ids (an integer column), or a Categorical of ids decided from their text (core.ids.ids_from_text);
+    refusals name the rows."""
     if pd.api.types.is_bool_dtype(column.dtype):
         raise DataError(f"{where}: column {name!r} holds true/false values, not ids, at "
                         f"{rows_text(lines[:5], column[:5], unit=unit)}")
@@ -48,37 +49,56 @@ def ids_from_column(column: pd.Series, name: str, where: str, lines: np.ndarray,
     else:
         codes, texts = pd.factorize(column)
     return ids_from_text(np.asarray(codes), pd.Series(texts, dtype=object).astype(str).to_numpy(dtype=object),
-                         name, where, lines, unit)
+                         name, where, lines, unit)  # a Categorical of int64 or text ids
 
 
-def ids_from_text(codes: np.ndarray, texts: np.ndarray, name: str, where: str, lines: np.ndarray,
-                  unit: str) -> np.ndarray | pd.Categorical:
-    """Ids given as (E,) codes (-1: empty) into (D,) distinct texts: int64 ids, or a Categorical of texts."""
+def ids_from_text(codes: np.ndarray, texts: np.ndarray | pa.Array, name: str, where: str, lines: np.ndarray,
+                  unit: str) -> pd.Categorical:
+    """Ids given as (E,) codes (-1: empty) into (D,) distinct texts: a Categorical whose sorted categories are
+    int64 when every text is a plain integer int64 holds, else the texts."""
     empty = codes < 0
     if empty.any():
         raise DataError(f"{where}: column {name!r} has empty values at {rows_text(lines[empty], unit=unit)}")
-    text = pd.Series(texts, dtype=object).str.strip()
-    digits = text.str.fullmatch(SIGNED_DIGITS).to_numpy(dtype=bool)
-    decimal = text.str.fullmatch(DECIMAL_NUMBER).to_numpy(dtype=bool)
+    raw = pa.array(texts, pa.string()) if not isinstance(texts, pa.Array) else texts.cast(pa.string())
+    text = pc.utf8_trim_whitespace(raw)
+    digits = _matches(text, SIGNED_DIGITS)
+    decimal = _matches(text, DECIMAL_NUMBER)
     _refuse_mixed_numbers(codes, text, digits, decimal, name, where, lines, unit)
-    key = text.where(~digits, _canonical_integers(text, digits))
-    if key.nunique() < len(key):  # '7' and '007', or 'A1' and ' A1': one id written two ways
-        twice = key[key.duplicated(keep=False)]
-        first = twice[twice == twice.iloc[0]].index.to_numpy()
-        rows = [int(lines[np.argmax(codes == c)]) for c in first[:2]]
-        raise DataError(f"{where}: column {name!r} writes one id in two ways at {rows_text(rows, texts[first[:2]], unit=unit)}; "
-                        "they would be merged or told apart by accident: write each id one way")
-    plain = text.str.fullmatch(PLAIN_INTEGER).to_numpy(dtype=bool)
+    plain = _matches(text, PLAIN_INTEGER)
+    if pc.any(pc.not_equal(text, raw)).as_py() or (digits & ~plain).any():
+        _refuse_two_spellings(codes, raw, text, digits, name, where, lines, unit)
     if plain.all() and _fits_int64(text).all():
-        values = pc.cast(pa.array(text.to_numpy(dtype=object), pa.string()), pa.int64()).to_numpy()
-        return values[codes]
-    order = np.argsort(text.to_numpy(dtype=str), kind="stable")
+        values = pc.cast(text, pa.int64()).to_numpy()
+        order = np.argsort(values, kind="stable")
+        categories = pd.Index(values[order])
+    else:
+        order = pc.array_sort_indices(text).to_numpy()
+        categories = pd.Index(text.take(pa.array(order)).to_numpy(zero_copy_only=False), dtype=object)
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
-    return pd.Categorical.from_codes(rank[codes], categories=pd.Index(text.to_numpy(dtype=object)[order], dtype=object))
+    return pd.Categorical.from_codes(rank[codes], categories=categories, validate=False)
 
 
-def _refuse_mixed_numbers(codes: np.ndarray, text: pd.Series, digits: np.ndarray, decimal: np.ndarray, name: str,
+def _matches(text: pa.Array, pattern: str) -> np.ndarray:
+    return pc.match_substring_regex(text, f"^(?:{pattern})$").to_numpy(zero_copy_only=False).astype(bool)
+
+
+def _refuse_two_spellings(codes: np.ndarray, raw: pa.Array, text: pa.Array, digits: np.ndarray, name: str,
+                          where: str, lines: np.ndarray, unit: str) -> None:
+    """'7' and '007', or 'A1' and ' A1': one id written two ways would be merged or told apart by accident."""
+    text = pd.Series(text.to_numpy(zero_copy_only=False), dtype=object)
+    key = text.where(~digits, _canonical_integers(text))
+    if key.nunique() == len(key):
+        return
+    twice = key[key.duplicated(keep=False)]
+    first = twice[twice == twice.iloc[0]].index.to_numpy()[:2]
+    rows = [int(lines[np.argmax(codes == c)]) for c in first]
+    shown = raw.take(pa.array(first)).to_pylist()
+    raise DataError(f"{where}: column {name!r} writes one id in two ways at {rows_text(rows, shown, unit=unit)}; "
+                    "they would be merged or told apart by accident: write each id one way")
+
+
+def _refuse_mixed_numbers(codes: np.ndarray, text: pa.Array, digits: np.ndarray, decimal: np.ndarray, name: str,
                           where: str, lines: np.ndarray, unit: str) -> None:
     """Integers beside decimal spellings (12 and 12.0, 1000 and 1e3), or every id a decimal: refused."""
     if not decimal.any() or not (digits.any() or (digits | decimal).all()):
@@ -86,7 +106,7 @@ def _refuse_mixed_numbers(codes: np.ndarray, text: pd.Series, digits: np.ndarray
     shown = []
     for kind in (digits, decimal):
         at = np.flatnonzero(kind[codes])[:3]
-        shown += [f"{unit} {lines[i]} ({text[codes[i]]!r})" for i in at]
+        shown += [f"{unit} {lines[i]} ({text[int(codes[i])].as_py()!r})" for i in at]
     raise DataError(f"{where}: column {name!r} spells numbers in more than one way: {', '.join(shown)}; ids are "
                     "compared as written, and reading them as numbers could merge different ids (a float holds 15-16 "
                     "digits): write every id as an integer (no '.0', no exponent) or as text")
@@ -102,25 +122,30 @@ def _integral_floats(column: pd.Series, name: str, where: str, lines: np.ndarray
     return values.astype(np.int64)
 
 
-def _canonical_integers(text: pd.Series, digits: np.ndarray) -> pd.Series:
+def _canonical_integers(text: pd.Series) -> pd.Series:
     """'+007' -> '7', '-0' -> '0': the integer each digit string denotes, as text (no int64 limit)."""
     sign = text.str.startswith("-")
     body = text.str.lstrip("+-").str.lstrip("0").replace("", "0")
     return (sign & (body != "0")).map({True: "-", False: ""}) + body
 
 
-def _fits_int64(text: pd.Series) -> np.ndarray:
+def _fits_int64(text: pa.Array) -> np.ndarray:
     """Plain integer texts that int64 holds (compared as text: no parse that could wrap)."""
-    body = text.str.lstrip("-")
-    limit = INT64_MAX[:-1] + np.where(text.str.startswith("-"), "8", "7").astype(object)
-    return ((body.str.len() < 19) | ((body.str.len() == 19) & (body <= limit))).to_numpy(dtype=bool)
+    length = pc.utf8_length(pc.utf8_ltrim(text, "-")).to_numpy()
+    if length.max(initial=0) < 19:
+        return np.ones(len(text), dtype=bool)
+    body = pd.Series(text.to_numpy(zero_copy_only=False), dtype=object)
+    limit = INT64_MAX[:-1] + np.where(body.str.startswith("-"), "8", "7").astype(object)
+    return (length < 19) | ((length == 19) & (body.str.lstrip("-") <= limit).to_numpy(dtype=bool))
 
 
 def factorize_ids(column: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(E,) codes into (U,) sorted distinct ids (int64 or text): the ids factorised once."""
     if isinstance(getattr(column, "dtype", None), pd.CategoricalDtype):
         values = pd.Series(column).cat
-        return values.codes.to_numpy().astype(np.int64), values.categories.to_numpy(dtype=object)
+        categories = values.categories
+        ids = categories.to_numpy() if pd.api.types.is_integer_dtype(categories.dtype) else categories.to_numpy(dtype=object)
+        return values.codes.to_numpy().astype(np.int64), ids
     codes, uniques = pd.factorize(np.asarray(column), sort=True)
     return codes.astype(np.int64), np.asarray(uniques)
 

@@ -160,9 +160,16 @@ def _ids(values: pa.ChunkedArray, name: str, where: str, lines: np.ndarray, unit
         values = values.dictionary_encode()
     if pa.types.is_dictionary(values.type) and pa.types.is_string(values.type.value_type):
         encoded = values.combine_chunks()  # one dictionary for every chunk
-        codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+        codes = _codes(encoded.indices)
         return ids_from_text(codes, encoded.dictionary.to_numpy(zero_copy_only=False), name, where, lines, unit)
     return ids_from_column(_series(values), name, where, lines, unit)
+
+
+def _codes(indices: pa.Array) -> np.ndarray:
+    """(E,) int64 dictionary indices, -1 where empty."""
+    if indices.null_count:
+        indices = indices.fill_null(-1)
+    return indices.to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def _series(values: pa.ChunkedArray) -> pd.Series:
@@ -178,7 +185,7 @@ def _texts(table: pa.Table, column: str | None) -> pd.Categorical:
         values = values.cast(pa.string()).dictionary_encode()
     encoded = values.combine_chunks()
     texts = encoded.dictionary.cast(pa.string()).to_numpy(zero_copy_only=False).astype(object)
-    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    codes = _codes(encoded.indices)
     empty = np.flatnonzero(texts == "")
     blank = int(empty[0]) if len(empty) else len(texts)
     codes[codes < 0] = blank
@@ -240,9 +247,10 @@ def load_movielens(folder: str | Path) -> pd.DataFrame:
     user = ids_from_column(ratings["user"], "user (column 1)", where, lines, "line")
     item = ids_from_column(ratings["item"], "item (column 2)", where, lines, "line")
     time = ids_from_column(ratings["time"], "timestamp (column 4)", where, lines, "line")
-    if not isinstance(time, np.ndarray):
+    if not pd.api.types.is_integer_dtype(getattr(time, "categories", time).dtype):
         raise DataError(f"{where}: timestamp (column 4) must hold unix seconds (integers); not at "
                         f"{_rows_text(lines[:1], ratings['time'][:1])}")
+    time = np.asarray(time)
     info = titles.drop_duplicates("item").set_index("item")
     item_text = pd.Series(np.asarray(item)).astype(str).str.strip().to_numpy(dtype=object)
     return pd.DataFrame({

@@ -1,5 +1,6 @@
 """Ids as the user wrote them: text ids end to end (search, retrain, recommend, export, serve), integer ids kept
 as integers, and every id case that used to merge silently now read exactly or refused naming rows."""
+import hashlib
 import json
 
 import numpy as np
@@ -9,7 +10,7 @@ import torch
 
 from core.artifact import MODEL_FILE, load_model, save_model
 from core.config import build_config
-from core.data import prepare_data
+from core.data import LATER_SETTINGS, prepare_data
 from core.errors import DataError
 from core.export import read_customer_ids, recommend_all
 from core.fit import fit
@@ -65,11 +66,18 @@ def test_text_ids_are_read_exactly_and_kept_for_every_output(tmp_path):
 
 
 def test_integer_ids_stay_int64_and_fingerprints_unchanged(tmp_path):
-    path = write_rows(tmp_path / "log.csv", [7, 7, 8, 8], [100, 200, 100, 300])
+    path = write_rows(tmp_path / "log.csv", [7, 7, 8, 8, 9, 7], [100, 200, 100, 300, 5, 5])
     frame = load(path)
-    assert frame["user"].dtype == np.int64 and frame["item"].dtype == np.int64
+    assert np.asarray(frame["user"]).dtype == np.int64 and np.asarray(frame["item"]).dtype == np.int64
     data = prepare_data(build_config({"data": str(path)}))
     assert data.catalog["item_number"].dtype == np.int64 and data.user_ids.tolist() == [7, 8]
+    assert data.catalog["item_number"].tolist() == [5, 100, 200, 300] and data.items.tolist() == [2, 3, 1, 2, 4]
+    # the fingerprint as computed before text ids existed (settings, then the arrays' bytes): saved searches match
+    digest = hashlib.sha256(repr(sorted((k, v) for k, v in data.settings.items()
+                                        if LATER_SETTINGS.get(k, object()) != v)).encode())
+    for array in (data.items, data.user_start, data.period, data.catalog["item_number"].to_numpy()):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    assert data.fingerprint() == digest.hexdigest()[:16]
 
 
 @pytest.mark.parametrize("ids, expected", [
