@@ -2,6 +2,7 @@
 as integers, and every id case that used to merge silently now read exactly or refused naming rows."""
 import hashlib
 import json
+import socket
 
 import numpy as np
 import pandas as pd
@@ -217,24 +218,26 @@ def test_search_and_retrain_on_text_ids(string_model, capsys):
 
 
 def test_serve_answers_in_the_users_text_ids(string_model):
-    from starlette.datastructures import QueryParams
-
-    serve = pytest.importorskip("search.serve", reason="needs ray[serve]")
-    from search.serve_requests import RequestError, query_from_body, query_from_params
+    serve_cli = pytest.importorskip("search.serve", reason="needs ray[serve]")
+    from tests.test_serve import ask
 
     saved = load_model(string_model / "final")
-    customer = saved.user_ids[4]
-    query = query_from_params(QueryParams({"customer": customer, "k": "3"}), saved)
-    assert query.customer == customer
-    items = list(saved.catalog["item_number"][:2])
-    body = query_from_body(json.dumps({"items": items, "k": 2}).encode(), saved)
-    assert body.history.tolist() == [1, 2]
-    with pytest.raises(RequestError, match="unknown customer A9NOPE"):
-        query_from_params(QueryParams({"customer": "A9NOPE"}), saved)
-    replica = serve.Recommender.func_or_class.__new__(serve.Recommender.func_or_class)
-    replica.item_numbers = saved.catalog["item_number"].tolist()
-    replica.descriptions = list(zip(saved.catalog["description_1"], saved.catalog["description_2"]))
-    answer = replica.answer(query, np.array([2, 1]), np.array([0.5, 0.25]))
-    assert answer["customer"] == customer
-    assert [r["item_number"] for r in answer["recommendations"]] == [items[1], items[0]]
-    json.dumps(answer)  # every id is JSON as the user wrote it
+    customer, items = saved.user_ids[4], list(saved.catalog["item_number"][:2])
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    args = serve_cli.parse_args([str(string_model / "final"), "--port", str(port)])
+    serve_cli.start(args)
+    try:
+        status, answer = ask(port, "GET", f"/recommend?customer={customer}&k=3")
+        assert status == 200 and answer["customer"] == customer
+        expected = recommend_for(saved, customer=customer, k=3)["item_number"].tolist()
+        assert [r["item_number"] for r in answer["recommendations"]] == expected
+        status, answer = ask(port, "POST", "/recommend", json.dumps({"items": items, "k": 2}))
+        assert status == 200
+        assert [r["item_number"] for r in answer["recommendations"]] == \
+            recommend_for(saved, items=items, k=2)["item_number"].tolist()
+        status, answer = ask(port, "GET", "/recommend?customer=A9NOPE")
+        assert status == 404 and "unknown customer A9NOPE" in answer["error"]
+    finally:
+        serve_cli.stop(args)
