@@ -98,7 +98,8 @@ def outcome(path: Path, settings: dict) -> str:
         return f"refused: `{str(err).replace(str(path.parent) + '/', '')}`"
     counts = (len(frame), frame["user"].nunique(), frame["item"].nunique())
     kinds = [id_type(np.asarray(frame[column])) for column in ("user", "item")]
-    return f"read ({kinds[0]} customers, {kinds[1]} items): {counts[0]} events, {counts[1]} customers, {counts[2]} items (file: {file_counts(path)})"
+    return (f"read ({kinds[0]} customers, {kinds[1]} items): {counts[0]} events, {counts[1]} customers, "
+            f"{counts[2]} items (file: {file_counts(path)})")
 
 
 def main() -> None:

@@ -21,7 +21,6 @@ PLAIN_INTEGER = r"-?(0|[1-9][0-9]*)"
 SIGNED_DIGITS = r"[+-]?[0-9]+"
 DECIMAL_NUMBER = r"[+-]?([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+(\.[0-9]*)?[eE][+-]?[0-9]+)"
 INT64_MAX = "9223372036854775807"
-ID_TYPES = ("integer", "string")
 
 
 def id_type(ids: np.ndarray) -> str:
@@ -29,7 +28,8 @@ def id_type(ids: np.ndarray) -> str:
     return "integer" if np.issubdtype(np.asarray(ids).dtype, np.integer) else "string"
 
 
-def ids_from_column(column: pd.Series, name: str, where: str, lines: np.ndarray, unit: str) -> np.ndarray | pd.Categorical:
+def ids_from_column(column: pd.Series, name: str, where: str, lines: np.ndarray,
+                    unit: str) -> np.ndarray | pd.Categorical:
     """(E,) int64 ids (an integer column), or a Categorical of ids decided from their text (core.ids.ids_from_text);
     refusals name the rows."""
     if pd.api.types.is_bool_dtype(column.dtype):
@@ -144,7 +144,8 @@ def factorize_ids(column: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarra
     if isinstance(getattr(column, "dtype", None), pd.CategoricalDtype):
         values = pd.Series(column).cat
         categories = values.categories
-        ids = categories.to_numpy() if pd.api.types.is_integer_dtype(categories.dtype) else categories.to_numpy(dtype=object)
+        integer = pd.api.types.is_integer_dtype(categories.dtype)
+        ids = categories.to_numpy() if integer else categories.to_numpy(dtype=object)
         return values.codes.to_numpy().astype(np.int64), ids
     codes, uniques = pd.factorize(np.asarray(column), sort=True)
     return codes.astype(np.int64), np.asarray(uniques)

@@ -32,7 +32,8 @@ def item_ids_for_numbers(catalog: pd.DataFrame, numbers: list[int | str]) -> np.
     return lookup[asked].to_numpy(dtype=np.int64)
 
 
-def customer_history(user_ids: np.ndarray, user_start: np.ndarray, items: np.ndarray, customer: int | str) -> np.ndarray:
+def customer_history(user_ids: np.ndarray, user_start: np.ndarray, items: np.ndarray,
+                     customer: int | str) -> np.ndarray:
     """All item ids of one customer (the id as the user writes it), oldest first; an unknown customer raises
     with close ids."""
     found, malformed = positions_of(user_ids, [customer])

@@ -21,8 +21,8 @@ import pyarrow.parquet as pq
 
 from core.dates import parse_times
 from core.errors import DataError
-from core.ids import ids_from_column, ids_from_text
 from core.errors import rows_text as _rows_text
+from core.ids import ids_from_column, ids_from_text
 from core.synthetic import generate_rentals
 
 
@@ -253,10 +253,10 @@ def load_movielens(folder: str | Path) -> pd.DataFrame:
     time = np.asarray(time)
     info = titles.drop_duplicates("item").set_index("item")
     item_text = pd.Series(np.asarray(item)).astype(str).str.strip().to_numpy(dtype=object)
+    title, release = (pd.Categorical(info[c].reindex(item_text).fillna("").astype(str).to_numpy(dtype=object))
+                      for c in ("title", "release"))
     return pd.DataFrame({
-        "user": user, "time": time, "item": item,
-        "description_1": pd.Categorical(info["title"].reindex(item_text).fillna("").astype(str).to_numpy(dtype=object)),
-        "description_2": pd.Categorical(info["release"].reindex(item_text).fillna("").astype(str).to_numpy(dtype=object)),
+        "user": user, "time": time, "item": item, "description_1": title, "description_2": release,
         "line": lines,
     })
 

@@ -74,7 +74,8 @@ def query_from_params(params: QueryParams, saved: SavedModel) -> Query:
         history = customer_history(saved.user_ids, saved.user_start, saved.items, customer)
     except DataError as err:
         raise RequestError(404, str(err)) from None
-    return Query(history=history, k=k, exclude_seen=not FLAGS[flag], customer=int(customer) if integer_ids else customer)
+    return Query(history=history, k=k, exclude_seen=not FLAGS[flag],
+                 customer=int(customer) if integer_ids else customer)
 
 
 def query_from_body(body: bytes, saved: SavedModel) -> Query:

@@ -57,7 +57,8 @@ def test_text_ids_are_read_exactly_and_kept_for_every_output(tmp_path):
     for name in ("items", "user_start", "period"):
         assert getattr(data, name).tolist() == getattr(numbers, name).tolist(), name
     assert data.user_ids.tolist() == ["A1" + str(u).zfill(6) + "X5G" for u in numbers.user_ids]
-    assert data.catalog["item_number"].tolist() == ["B00" + str(n).zfill(5) + "Q" for n in numbers.catalog["item_number"]]
+    numbered = ["B00" + str(n).zfill(5) + "Q" for n in numbers.catalog["item_number"]]
+    assert data.catalog["item_number"].tolist() == numbered
     assert data.catalog["description_1"].tolist() == numbers.catalog["description_1"].tolist()
     # each customer's items, in time order, spelled as in the file
     first = data.user_ids[0]
