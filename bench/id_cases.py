@@ -1,17 +1,21 @@
 """What each id, time and file case does now: read exactly (counts equal to the file's) or refused in one line.
 
-    python bench/id_cases.py > /tmp/id_cases.md
+    python bench/id_cases.py [--before /tmp/seqrec-main] > /tmp/id_cases.md
 
 Every case of issue 22 (ids that used to merge, text ids, mixed time zones, separators, BOM, empty files)
 and every data case of tests/test_bad_inputs.py is written to a temporary folder and read through
 core.data.load_interactions (the bad-input cases through core.train's command line, as the test does).
 A read case counts distinct customers and items as text straight from the file (pandas, dtype=str), so a
-merge or a split would show as a difference. Prints a Markdown table.
+merge or a split would show as a difference. --before CODE adds a column: what a checkout of other code (e.g.
+`git worktree add /tmp/seqrec-main main`) did with the same file, read in a child process. Prints a Markdown table.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
+import json
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -38,8 +42,7 @@ def rows(users, items, times=None) -> str:
 
 def issue_cases(folder: Path) -> list[tuple[str, Path, dict]]:
     """(case, file, extra settings) for each id and time case of the issue."""
-    rng = np.random.default_rng(0)
-    big = [str(1_000_000_000_000_000_000 + i) for i in rng.choice(10 ** 9, 129, replace=False)]
+    big = [str(1_234_567_890_123_456_000 + i) for i in range(128)]  # 19 digits, consecutive
     cases = {
         "Amazon ids (A1MNLT8X5G66H1, B00XYZ1234)": rows([f"A1MNLT8X5G66H{i % 3}" for i in range(9)],
                                                         [f"B00XYZ{1230 + i % 4}" for i in range(9)]),
@@ -47,7 +50,7 @@ def issue_cases(folder: Path) -> list[tuple[str, Path, dict]]:
                                           [f"SKU-{i % 5}/blue" for i in range(12)]),
         "200 customers >= 2**63": rows([2 ** 63 + i for i in range(200)] * 2, [1, 2] * 200),
         "200 customers >= 2**64": rows([2 ** 64 + i for i in range(200)] * 2, [1, 2] * 200),
-        "one 12.0 among 129 19-digit items": rows([1] * 130, big + ["12.0"]),
+        "one 12.0 among 128 19-digit items": rows([1] * 129, big + ["12.0"]),
         "customers 1e3 and 1000": rows(["1000", "1e3", "1000", "1e3"], [1, 2, 2, 1]),
         "items 7 and 007": rows([1, 1, 2], ["7", "007", "7"]),
         "zero-padded items only (ASINs 0205616461)": rows([1, 1, 2], ["0205616461", "0205616462", "0205616461"]),
@@ -102,11 +105,38 @@ def outcome(path: Path, settings: dict) -> str:
             f"{counts[2]} items (file: {file_counts(path)})")
 
 
+BEFORE = """
+import json, sys
+from core.config import build_config
+from core.data import load_interactions
+try:
+    frame = load_interactions(build_config({"data": sys.argv[1]}))
+    print(json.dumps([len(frame), int(frame["user"].nunique()), int(frame["item"].nunique())]))
+except Exception as err:
+    print(json.dumps(f"{type(err).__name__}: {str(err)[:160]}"))
+"""
+
+
+def outcome_before(path: Path, code: Path) -> str:
+    """What other code did with the file: counts (events, customers, items) or its error."""
+    done = subprocess.run([sys.executable, "-c", BEFORE, str(path)], cwd=code, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(code), "PATH": ""})
+    answer = json.loads(done.stdout.strip().splitlines()[-1]) if done.stdout.strip() else done.stderr[-160:]
+    if isinstance(answer, list):
+        return f"read: {answer[0]} events, {answer[1]} customers, {answer[2]} items"
+    return f"refused: `{answer.replace(str(path.parent) + '/', '')}`"
+
+
 def main() -> None:
-    print("| case | what it does now |\n| --- | --- |")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--before", type=Path, help="a checkout of other code to read the issue's cases too")
+    args = parser.parse_args()
+    before = f" before ({args.before.name}) |" if args.before else ""
+    print(f"| case | what it does now |{before}\n| --- | --- |{' --- |' * bool(before)}")
     with tempfile.TemporaryDirectory() as folder:
         for case, path, settings in issue_cases(Path(folder)):
-            print(f"| {case} | {outcome(path, settings)} |")
+            then = f" {outcome_before(path, args.before)} |" if args.before else ""
+            print(f"| {case} | {outcome(path, settings)} |{then}")
         for case, _ in DATA_CASES:
             case_folder = Path(folder) / case.replace(" ", "_").replace("/", "_")
             case_folder.mkdir()
@@ -115,7 +145,7 @@ def main() -> None:
                 code = train_main(make(case_folder, case) + ["--quiet"])
             lines = [line for line in err.getvalue().splitlines() if line.startswith("error: ")]
             text = lines[0].replace(str(case_folder) + "/", "") if lines else err.getvalue()[-200:]
-            print(f"| bad input: {case} | exit {code}, {len(lines)} line: `{text}` |")
+            print(f"| bad input: {case} | exit {code}, {len(lines)} line: `{text}` |{' |' * bool(before)}")
 
 
 if __name__ == "__main__":
