@@ -152,20 +152,25 @@ def factorize_ids(column: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 def positions_of(known: np.ndarray, asked: Iterable[int | str]) -> tuple[np.ndarray, list[str]]:
-    """Rows of the asked ids (the user's spelling) in `known`, -1 where unknown, and the malformed ones.
+    """Rows of the asked ids (the user's spelling) in the sorted `known`, -1 where unknown, and the malformed ones.
 
-    Integer models take integer texts only ('12', ' 12'); text models take any text, compared exactly.
+    Integer models take integer texts only ('12', ' 12'); text models take any text, compared exactly. A
+    binary search, not a hash table: a server asks for one customer at a time among millions.
     """
     texts = [str(a).strip() for a in asked]
     if id_type(known) == "string":
-        return pd.Index(known).get_indexer(pd.Index(texts, dtype=object)), []
-    malformed = [t for t in texts if not _is_integer(t)]
-    if malformed:
-        return np.full(len(texts), -1), malformed
-    numbers = np.array([int(t) if abs(int(t)) < 2 ** 63 else 2 ** 63 - 1 for t in texts], dtype=np.int64)
-    found = pd.Index(known).get_indexer(numbers)
-    found[[abs(int(t)) >= 2 ** 63 for t in texts]] = -1  # beyond int64: no integer id can match
-    return found, []
+        wanted = np.array(texts, dtype=object)
+    else:
+        malformed = [t for t in texts if not _is_integer(t)]
+        if malformed:
+            return np.full(len(texts), -1), malformed
+        in_range = np.array([abs(int(t)) < 2 ** 63 for t in texts], dtype=bool)  # beyond int64: never a known id
+        wanted = np.array([int(t) if fits else 0 for t, fits in zip(texts, in_range)], dtype=np.int64)
+    found = np.searchsorted(known, wanted).clip(max=max(len(known) - 1, 0))
+    hit = (known[found] == wanted) if len(known) else np.zeros(len(texts), dtype=bool)
+    if id_type(known) == "integer":
+        hit &= in_range
+    return np.where(hit, found, -1), []
 
 
 def _is_integer(text: str) -> bool:

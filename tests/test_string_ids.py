@@ -242,3 +242,14 @@ def test_serve_answers_in_the_users_text_ids(string_model):
         assert status == 404 and "unknown customer A9NOPE" in answer["error"]
     finally:
         serve_cli.stop(args)
+
+
+def test_lookups_by_the_users_spelling():
+    from core.ids import positions_of
+
+    numbers = np.array([3, 12, 2 ** 63 - 1], dtype=np.int64)
+    assert positions_of(numbers, [" 12", 3, "+12", str(2 ** 63 - 1), str(2 ** 64), "4"])[0].tolist() == \
+        [1, 0, 1, 2, -1, -1]
+    assert positions_of(numbers, ["A1", "1.5"])[1] == ["A1", "1.5"]
+    texts = np.array(["007", "A1", "B00X"], dtype=object)
+    assert positions_of(texts, ["B00X", " 007", "7", "a1"])[0].tolist() == [2, 0, -1, -1]
