@@ -1,6 +1,8 @@
 """A trained model as one self-contained file: weights, the config that built it, the item catalogue and the
 customers' histories, so that recommending needs no training data. Stored with torch.save as tensors and
-plain values only, and loaded with weights_only=True: loading never unpickles arbitrary objects.
+plain values only, and loaded with weights_only=True: loading never unpickles arbitrary objects. Integer ids
+are int64 tensors (as in every model saved before text ids existed); text ids are lists of str, and
+`id_types` records which (models without it have integer ids).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import torch
 from core.config import Config, build_config
 from core.data import PreparedData
 from core.errors import DataError
+from core.ids import id_type
 from core.model import LSTMRecommender, build_model
 
 MODEL_FILE = "model.pt"
@@ -43,10 +46,11 @@ def save_model(folder: str | Path, model: LSTMRecommender, config: Config, data:
         "format_version": FORMAT_VERSION,
         "config": config.to_dict(),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "item_numbers": torch.tensor(catalog["item_number"].to_numpy(dtype=np.int64)),
+        "item_numbers": _saved_ids(catalog["item_number"].to_numpy()),
         "description_1": [str(d) for d in catalog["description_1"]],
         "description_2": [str(d) for d in catalog["description_2"]],
-        "user_ids": torch.tensor(np.asarray(data.user_ids, dtype=np.int64)),
+        "user_ids": _saved_ids(data.user_ids),
+        "id_types": {"customer": id_type(data.user_ids), "item": id_type(catalog["item_number"].to_numpy())},
         "user_start": torch.tensor(np.asarray(data.user_start, dtype=np.int64)),
         "items": torch.tensor(np.asarray(data.items, dtype=np.int64)),
         "info": dict(info or {}, data_fingerprint=data.fingerprint()),
@@ -90,10 +94,21 @@ def load_model(folder: str | Path, device: str = "cpu") -> SavedModel:
     model.to(device).eval()
     catalog = pd.DataFrame({
         "item_id": np.arange(1, n_items + 1),
-        "item_number": payload["item_numbers"].numpy(),
+        "item_number": _loaded_ids(payload["item_numbers"]),
         "description_1": payload["description_1"],
         "description_2": payload["description_2"],
     })
-    return SavedModel(model=model, config=config, catalog=catalog, user_ids=payload["user_ids"].numpy(),
+    return SavedModel(model=model, config=config, catalog=catalog, user_ids=_loaded_ids(payload["user_ids"]),
                       user_start=payload["user_start"].numpy(), items=payload["items"].numpy(),
                       info=payload["info"])
+
+
+def _saved_ids(ids: np.ndarray) -> torch.Tensor | list[str]:
+    """Integer ids as an int64 tensor; text ids as a list of str (a plain value weights_only loads)."""
+    if id_type(ids) == "integer":
+        return torch.tensor(np.asarray(ids, dtype=np.int64))
+    return [str(i) for i in ids]
+
+
+def _loaded_ids(saved: torch.Tensor | list[str]) -> np.ndarray:
+    return saved.numpy() if isinstance(saved, torch.Tensor) else np.array(saved, dtype=object)

@@ -18,6 +18,7 @@ import pandas as pd
 from core.config import Config
 from core.dates import describe_times
 from core.errors import DataError, rows_text
+from core.ids import factorize_ids, id_type
 from core.sources import load_event_log, load_movielens, load_sequences, load_synthetic
 from core.split import PERIOD_NAMES, TEST, TRAIN, VALID, split_periods
 
@@ -30,8 +31,8 @@ class PreparedData:
     items: np.ndarray         # (E,) int64 item id of each event, 1..n_items; customers contiguous, in time order
     user_start: np.ndarray    # (U + 1,) int64 offsets of each customer's events in `items`
     period: np.ndarray        # (E,) int8: 0 train, 1 validation, 2 test
-    user_ids: np.ndarray      # (U,) int64 customer ids as the source spells them
-    catalog: pd.DataFrame     # item_id, item_number, description_1, description_2; row i is item id i + 1
+    user_ids: np.ndarray      # (U,) customer ids as the source spells them, sorted: int64, or text (object)
+    catalog: pd.DataFrame     # item_id, item_number (int64 or text), description_1, description_2; row i: id i + 1
     settings: dict[str, Any]  # the data settings it was built from
     stats: dict[str, Any] = field(default_factory=dict)
 
@@ -44,8 +45,13 @@ class PreparedData:
         # settings added after searches were saved count only when set: their data keeps its fingerprint
         settings = {k: v for k, v in self.settings.items() if LATER_SETTINGS.get(k, object()) != v}
         digest = hashlib.sha256(repr(sorted(settings.items())).encode())
-        for array in (self.items, self.user_start, self.period, self.catalog["item_number"].to_numpy()):
+        for array in (self.items, self.user_start, self.period):
             digest.update(np.ascontiguousarray(array).tobytes())
+        numbers = self.catalog["item_number"].to_numpy()
+        if id_type(numbers) == "integer":  # as before text ids existed, so saved searches keep their fingerprint
+            digest.update(np.ascontiguousarray(numbers, dtype=np.int64).tobytes())
+        else:
+            digest.update("\n".join(numbers).encode())
         return digest.hexdigest()[:16]
 
 
@@ -64,52 +70,97 @@ def load_interactions(config: Config) -> pd.DataFrame:
 def prepare_data(config: Config, interactions: pd.DataFrame | None = None) -> PreparedData:
     """Load (unless given), drop short customers, sort, encode items, split: everything trials share."""
     frame = load_interactions(config) if interactions is None else interactions
-    stats: dict[str, Any] = {"events_loaded": len(frame), "customers_loaded": int(frame["user"].nunique())}
-    frame = count_duplicates(frame, config.drop_duplicates, stats)
-    sizes = frame.groupby("user")["user"].transform("size").to_numpy()
-    keep = sizes >= config.min_user_events
-    stats["customers_dropped"] = int(frame.loc[~keep, "user"].nunique())
-    stats["events_dropped"] = int((~keep).sum())
-    if not keep.any():
-        raise DataError(f"{config.data}: no customer has at least {config.min_user_events} events "
-                        f"({stats['customers_loaded']} customers, {len(frame)} events); "
-                        "sequences need a history and a next item")
+    users, user_values = factorize_ids(frame["user"])  # (E,) codes in id order; (U,) ids: factorised once
+    items, item_values = factorize_ids(frame["item"])
+    times, lines = frame["time"].to_numpy(), frame["line"].to_numpy()
+    stats: dict[str, Any] = {"events_loaded": len(frame), "customers_loaded": int((np.bincount(users) > 0).sum())}
     # ties in time keep the source's row order, so the result never depends on the sort algorithm
-    frame = frame[keep].sort_values(["user", "time", "line"], kind="stable").reset_index(drop=True)
-
-    item_ids, item_numbers = pd.factorize(frame["item"], sort=True)  # hashing: np.unique's full sort is 3x slower
-    item_ids, item_numbers = item_ids.astype(np.int64) + 1, np.asarray(item_numbers)  # 0 is padding
-    first_seen = frame.drop_duplicates("item", keep="last").set_index("item").reindex(item_numbers)
+    order = customer_time_order(users, times, lines)
+    order = order[~repeated_events(users[order], times[order], items[order], lines[order], config.drop_duplicates,
+                                   stats)]
+    sizes = np.bincount(users[order], minlength=len(user_values))
+    stats["customers_dropped"] = int(((sizes > 0) & (sizes < config.min_user_events)).sum())
+    stats["events_dropped"] = int((sizes[sizes < config.min_user_events]).sum())
+    order = order[sizes[users[order]] >= config.min_user_events]
+    if len(order) == 0:
+        raise DataError(f"{config.data}: no customer has at least {config.min_user_events} events "
+                        f"({stats['customers_loaded']} customers, {int(sizes.sum())} events); "
+                        "sequences need a history and a next item")
+    user = users[order]  # sorted, so each customer's events are one run
+    present = np.bincount(items[order], minlength=len(item_values)) > 0  # items of the kept events only
+    item_kept = np.flatnonzero(present)
+    item_ids = np.cumsum(present)[items[order]]  # 1..n_items in id order; 0 is padding
+    last_seen = order[last_positions(item_ids - 1, len(item_kept))]  # each item's descriptions: its latest event's
     catalog = pd.DataFrame({
-        "item_id": np.arange(1, len(item_numbers) + 1),
-        "item_number": item_numbers,
-        "description_1": first_seen["description_1"].to_numpy(),
-        "description_2": first_seen["description_2"].to_numpy(),
+        "item_id": np.arange(1, len(item_kept) + 1),
+        "item_number": item_values[item_kept],
+        "description_1": _texts_at(frame["description_1"], last_seen),
+        "description_2": _texts_at(frame["description_2"], last_seen),
     })
-    user = frame["user"].to_numpy()  # sorted, so each customer's events are one run
     user_start = np.flatnonzero(np.r_[True, user[1:] != user[:-1], True]).astype(np.int64)
-    users = user[user_start[:-1]]
-    period, cut_info = split_periods(frame["time"], user_start, config)
+    time = frame["time"].iloc[order].reset_index(drop=True)
+    period, cut_info = split_periods(time, user_start, config)
     stats.update(cut_info)
     if config.split == "time":
-        stats["times"] = describe_times(frame["time"])
-    data = PreparedData(items=item_ids, user_start=user_start, period=period, user_ids=users,
-                        catalog=catalog, settings=config.data_settings())
+        stats["times"] = describe_times(time)
+    data = PreparedData(items=item_ids, user_start=user_start, period=period,
+                        user_ids=user_values[user[user_start[:-1]]], catalog=catalog,
+                        settings=config.data_settings())
     data.stats = describe(data, stats)
     log.info("data: %s", ", ".join(f"{k} {v}" for k, v in data.stats.items()))
     return data
 
 
-def count_duplicates(frame: pd.DataFrame, drop: bool, stats: dict[str, Any]) -> pd.DataFrame:
-    """Count repeated (customer, time, item) rows in `stats`; drop them (keeping the first) when asked."""
-    repeated = frame.duplicated(["user", "time", "item"]).to_numpy()
+def _texts_at(column: pd.Series, rows: np.ndarray) -> np.ndarray:
+    """The texts at `rows` (a Categorical's or a plain column's)."""
+    return pd.Series(column).iloc[rows].astype(object).to_numpy(dtype=object)
+
+
+def customer_time_order(users: np.ndarray, times: np.ndarray, lines: np.ndarray) -> np.ndarray:
+    """(E,) event order by customer code, then time, then source line (a stable sort: lines usually ascend)."""
+    if np.all(np.diff(lines) > 0):
+        if times.dtype.kind in "iuM":  # one int64 key: one argsort instead of lexsort's two passes
+            ticks = times.view(np.int64) if times.dtype.kind == "M" else times.astype(np.int64, copy=False)
+            low, span = int(ticks.min()), int(ticks.max()) - int(ticks.min()) + 1
+            if (int(users.max(initial=0)) + 1) * span < 2 ** 62:
+                return np.argsort(users * span + (ticks - low), kind="stable")
+        return np.lexsort((times, users))
+    return np.lexsort((lines, times, users))
+
+
+def repeated_events(users: np.ndarray, times: np.ndarray, items: np.ndarray, lines: np.ndarray, drop: bool,
+                    stats: dict[str, Any]) -> np.ndarray:
+    """(E,) True on repeated (customer, time, item) rows after the first, when `drop`; counted in `stats`.
+    The events come sorted by customer and time, so a repeat lies in its first's run of equal (customer, time)."""
+    new_run = np.r_[True, (users[1:] != users[:-1]) | (times[1:] != times[:-1])]
+    shared = ~(new_run & np.r_[new_run[1:], True])  # events in a run of two or more: the only candidates
+    run = np.cumsum(new_run)[shared]
+    repeated = np.zeros(len(users), dtype=bool)
+    repeated[shared] = first_seen_before(run * (int(items.max(initial=0)) + 1) + items[shared])
     stats["duplicate_events"] = int(repeated.sum())
     if repeated.any():
-        lines = frame["line"].to_numpy()[repeated]
         action = "dropped (drop_duplicates: false keeps them)" if drop else "kept as events (drop_duplicates: false)"
         log.warning("data: %d repeated (customer, time, item) rows %s, e.g. at %s", repeated.sum(), action,
-                    rows_text(lines))
-    return frame[~repeated] if drop and repeated.any() else frame
+                    rows_text(np.sort(lines[repeated])))
+    return repeated if drop else np.zeros(len(users), dtype=bool)
+
+
+def first_seen_before(keys: np.ndarray) -> np.ndarray:
+    """(N,) True where the key appeared earlier in `keys` (a stable sort: cheaper than hashing here)."""
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    repeated = np.empty(len(keys), dtype=bool)
+    repeated[order] = np.r_[False, ordered[1:] == ordered[:-1]]
+    return repeated
+
+
+def last_positions(codes: np.ndarray, n: int) -> np.ndarray:
+    """(n,) the last position of each code 0..n-1 in `codes` (each appears at least once)."""
+    order = np.argsort(codes, kind="stable")
+    ends = np.flatnonzero(np.r_[codes[order][1:] != codes[order][:-1], True])
+    last = np.empty(n, dtype=np.int64)
+    last[codes[order][ends]] = order[ends]
+    return last
 
 
 def describe(data: PreparedData, stats: dict[str, Any]) -> dict[str, Any]:
@@ -121,7 +172,7 @@ def describe(data: PreparedData, stats: dict[str, Any]) -> dict[str, Any]:
     first_event[data.user_start[:-1]] = True
     # an item the customer had before: with exclude_seen such a target is removed from the ranking, a sure miss
     owner = np.repeat(np.arange(len(data.user_ids)), np.diff(data.user_start))
-    repeat = pd.Series(owner * (data.n_items + 1) + data.items).duplicated().to_numpy()
+    repeat = first_seen_before(owner * (data.n_items + 1) + data.items)
     for name, period in PERIOD_NAMES.items():
         in_period = data.period == period
         seen = np.zeros(data.n_items + 1, dtype=bool)

@@ -2,7 +2,9 @@
 
 A date such as 05/02/2024 means 5 February or 2 May depending on who wrote it; reading it "mixed" swaps
 day and month silently wherever the day is 12 or less. So any layout but ISO 8601 needs `time_format`,
-and the refusal shows the offending values and the pattern that probably fits.
+and the refusal shows the offending values and the pattern that probably fits. Times with a UTC offset are
+read as UTC; a column that mixes times with and without an offset is refused (the naive ones' zone is
+unknown), with an example of each.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import pandas as pd
 from core.errors import DataError, rows_text
 
 SLASHED = re.compile(r"^\s*(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{2}|\d{4})(\D.*)?$")
+OFFSET = r"\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|z|UTC|[+-]\d{2}(?::?\d{2})?)$"
 # unix seconds between 1990 and 2100: what a number read as seconds usually is
 PLAUSIBLE_SECONDS = (631_152_000, 4_102_444_800)
 
@@ -34,6 +37,7 @@ def parse_times(column: pd.Series, name: str, where: str, lines: np.ndarray, uni
             raise DataError(f"{where}: column {name!r} has values that do not match time_format "
                             f"{time_format!r} at {rows_text(lines[bad], column[bad], unit=unit)}")
         return _naive(parsed)
+    refuse_mixed_offsets(text, name, where, lines, unit)
     parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
     bad = parsed.isna().to_numpy()
     if not bad.any():
@@ -46,6 +50,20 @@ def parse_times(column: pd.Series, name: str, where: str, lines: np.ndarray, uni
                         f"e.g. --set time_format='{pattern}'")
     raise DataError(f"{where}: column {name!r} has values that are not dates at {shown}; expected ISO 8601 "
                     "(2024-01-31, 2024-01-31 14:05) or unix seconds, or set time_format (a strftime pattern)")
+
+
+def refuse_mixed_offsets(text: pd.Series, name: str, where: str, lines: np.ndarray, unit: str) -> None:
+    """Times with a UTC offset beside times without one: which zone the naive ones are in is unknown, so
+    reading them as UTC could shift them by hours; refused with an example of each."""
+    distinct, codes = np.unique(text.to_numpy(dtype=str), return_inverse=True)
+    aware = pd.Series(distinct).str.contains(OFFSET, regex=True).to_numpy()
+    if aware.all() or not aware.any():
+        return
+    with_offset, without = np.argmax(aware[codes]), np.argmax(~aware[codes])
+    raise DataError(f"{where}: column {name!r} mixes times with a UTC offset ({unit} {lines[with_offset]}: "
+                    f"{text.iloc[with_offset]!r}) and times without one ({unit} {lines[without]}: "
+                    f"{text.iloc[without]!r}); the zone of the latter is unknown: write every time with its "
+                    "offset (e.g. +01:00 or Z), or every time in one zone without offsets")
 
 
 def slashed_pattern(values: pd.Series) -> str | None:

@@ -18,6 +18,7 @@ import torch
 
 from core.artifact import SavedModel
 from core.errors import DataError
+from core.ids import positions_of
 from core.model import LSTMRecommender
 
 EXPORT_COLUMNS = ["customer", "rank", "item_number", "description_1", "description_2", "score"]
@@ -44,29 +45,32 @@ def recommend_all(saved: SavedModel, customers: Iterable[int | str] | None = Non
 
 
 def customer_positions(user_ids: np.ndarray, customers: Iterable[int | str]) -> np.ndarray:
-    """Customer ids -> their rows in the sorted user_ids; every unknown or malformed id is named in one error."""
-    asked = [str(c).strip() for c in customers]
-    bad = [c for c in asked if not _is_integer(c)]
-    if bad:
-        raise DataError(f"customer ids must be integers; not: {_listing(bad)}")
-    ids = np.array([int(c) for c in asked], dtype=np.int64)
-    positions = np.searchsorted(user_ids, ids).clip(max=max(len(user_ids) - 1, 0))
-    known = (user_ids[positions] == ids) if len(user_ids) else np.zeros(len(ids), dtype=bool)
-    if not known.all():
-        unknown = list(dict.fromkeys(ids[~known].tolist()))
+    """Customer ids (as the user writes them) -> their rows in user_ids; every unknown or malformed id is
+    named in one error."""
+    positions, malformed = positions_of(user_ids, customers)
+    if malformed:
+        raise DataError(f"customer ids must be integers; not: {_listing(malformed)}")
+    if (positions < 0).any():
+        asked = [str(c).strip() for c in customers]
+        unknown = list(dict.fromkeys(a for a, p in zip(asked, positions) if p < 0))
+        known = f"ids {user_ids.min()}..{user_ids.max()}" if len(user_ids) else "no ids"
         raise DataError(f"{len(unknown)} unknown customer{'s' * (len(unknown) > 1)}: {_listing(unknown)} "
-                        f"(the model knows {len(user_ids)} customers, ids {user_ids.min()}..{user_ids.max()})")
+                        f"(the model knows {len(user_ids)} customers, {known})")
     return positions
 
 
 def read_customer_ids(path: str | Path) -> list[str]:
-    """One customer id per line (blank lines and a header line `customer` are skipped)."""
+    """One customer id per line (blank lines and a header line `customer` are skipped; a UTF-8 BOM is fine)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"no customer file at {path} (expected one customer id per line)")
-    lines = [line.strip() for line in path.read_text().splitlines()]
+    try:
+        lines = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines()]
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: byte {err.object[err.start]:#04x} at position {err.start} is not UTF-8 text "
+                        "(expected one customer id per line)") from None
     ids = [line for line in lines if line]
-    if ids and not _is_integer(ids[0]) and ids[0].lower() in ("customer", "customer_id", "account_number", "user"):
+    if ids and ids[0].lower() in ("customer", "customer_id", "account_number", "user"):
         ids = ids[1:]
     if not ids:
         raise DataError(f"{path} holds no customer ids (expected one per line)")
@@ -180,10 +184,6 @@ def write_recommendations(frame: pd.DataFrame, path: str | Path) -> Path:
     else:
         frame.to_csv(path, index=False, float_format="%.6g")
     return path
-
-
-def _is_integer(text: str) -> bool:
-    return text.lstrip("+-").isdigit()
 
 
 def _listing(values: list, limit: int = 20) -> str:

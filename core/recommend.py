@@ -10,7 +10,10 @@ import torch
 from core.artifact import SavedModel
 from core.errors import DataError
 from core.export import top_k_items
+from core.ids import id_type, positions_of
 from core.model import LSTMRecommender
+
+MAX_SPELLING_SEARCH = 100_000
 
 
 def item_ids_for_numbers(catalog: pd.DataFrame, numbers: list[int | str]) -> np.ndarray:
@@ -29,18 +32,30 @@ def item_ids_for_numbers(catalog: pd.DataFrame, numbers: list[int | str]) -> np.
     return lookup[asked].to_numpy(dtype=np.int64)
 
 
-def customer_history(user_ids: np.ndarray, user_start: np.ndarray, items: np.ndarray, customer: int | str) -> np.ndarray:
-    """All item ids of one customer, oldest first; an unknown customer raises with close ids."""
-    try:
-        customer_id = int(customer)
-    except (TypeError, ValueError):
-        raise DataError(f"customer id must be an integer, got {customer!r}") from None
-    index = np.searchsorted(user_ids, customer_id)
-    if index >= len(user_ids) or user_ids[index] != customer_id:
-        near = user_ids[max(0, index - 2):index + 2]
-        raise DataError(f"unknown customer {customer_id} ({len(user_ids)} customers, ids "
-                        f"{user_ids.min()}..{user_ids.max()}; nearest: {', '.join(map(str, near))})")
+def customer_history(user_ids: np.ndarray, user_start: np.ndarray, items: np.ndarray,
+                     customer: int | str) -> np.ndarray:
+    """All item ids of one customer (the id as the user writes it), oldest first; an unknown customer raises
+    with close ids."""
+    found, malformed = positions_of(user_ids, [customer])
+    if malformed:
+        raise DataError(f"customer id must be an integer, got {customer!r}")
+    index = int(found[0])
+    if index < 0:
+        raise DataError(f"unknown customer {str(customer).strip()} ({len(user_ids)} customers, "
+                        f"{_near_ids(user_ids, str(customer).strip())})")
     return items[user_start[index]:user_start[index + 1]]
+
+
+def _near_ids(user_ids: np.ndarray, customer: str) -> str:
+    """The known ids nearest to an unknown one: by value for integer ids, by spelling for text ids."""
+    if id_type(user_ids) == "string":
+        if len(user_ids) > MAX_SPELLING_SEARCH:  # difflib compares one by one: too slow for a server's answer
+            return "none checked for spelling"
+        close = difflib.get_close_matches(customer, user_ids.tolist(), n=3, cutoff=0.6)
+        return f"close: {', '.join(close)}" if close else "none spelled alike"
+    index = np.searchsorted(user_ids, int(customer))
+    near = user_ids[max(0, index - 2):index + 2]
+    return f"ids {user_ids.min()}..{user_ids.max()}; nearest: {', '.join(map(str, near))}"
 
 
 @torch.no_grad()

@@ -1,25 +1,38 @@
 """Readers for every data source, each returning the same interactions table.
 
-Interactions: one row per event with columns `user` (int64), `time` (datetime64 or a number; for a
-sequence file, the position), `item` (int64, the item number as the source spells it), `description_1`,
-`description_2` (strings), `line` (where the row came from, for error messages). Every problem with
-an input is raised as a DataError naming the file, the column and the rows.
+Interactions: one row per event with columns `user` and `item` (the ids as the source spells them: int64,
+or a Categorical of texts when a column's ids are not all integers; core.ids), `time` (datetime64 or a
+number; for a sequence file, the position), `description_1`, `description_2` (Categoricals: one copy per
+distinct text), `line` (where the row came from, for error messages). CSV and Parquet are read with
+pyarrow, only the columns named, ids as dictionary-encoded text; the CSV separator is the one whose
+header holds the columns. Every problem with an input is raised as a DataError naming the file, the
+column and the rows.
 """
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
 
 from core.dates import parse_times
 from core.errors import DataError
 from core.errors import rows_text as _rows_text
+from core.ids import ids_from_column, ids_from_text
 from core.synthetic import generate_rentals
 
 
-def _read_table(path: Path) -> tuple[pd.DataFrame, str, int]:
-    """Read CSV or Parquet; return the frame, the word for a row position, and the first row's number."""
+SEPARATORS = (",", ";", "\t", "|")
+SAMPLE_BYTES = 1 << 16
+
+
+def _read_table(path: Path, wanted: dict[str, str | None], text_columns: set[str]) -> tuple[pa.Table, str, int]:
+    """Read only the wanted columns of a CSV or Parquet file (ids as dictionary-encoded text); return the
+    table, the word for a row position, and the first row's number."""
     if not path.exists():
         raise DataError(f"data file {path} does not exist")
     if path.is_dir():
@@ -27,27 +40,89 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, str, int]:
                         "(a MovieLens folder needs u.data inside)")
     if path.stat().st_size == 0:
         raise DataError(f"data file {path} is empty")
-    is_parquet = path.suffix.lower() in (".parquet", ".pq")
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return _read_parquet(path, wanted), "row", 1
+    separator, header = _separator(path, wanted)
+    _check_columns(str(path), header, wanted, separator)
+    columns = list(dict.fromkeys(c for c in wanted.values() if c is not None))
+    as_text = pa.dictionary(pa.int32(), pa.string())
     try:
-        frame = pd.read_parquet(path) if is_parquet else pd.read_csv(path, low_memory=False)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"data file {path} is empty") from None
+        table = pa_csv.read_csv(path, parse_options=pa_csv.ParseOptions(delimiter=separator),
+                                convert_options=pa_csv.ConvertOptions(
+                                    include_columns=columns, strings_can_be_null=True,
+                                    column_types={c: as_text for c in columns if c in text_columns}))
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+        raise DataError(f"data file {path} cannot be read as CSV: {_csv_problem(path, separator, err)}") from None
+    if table.num_rows == 0:
+        raise DataError(f"data file {path} has no rows (columns found: {', '.join(header)})")
+    # CSV: report file line numbers (the header is line 1)
+    return table, "line", 2
+
+
+def _read_parquet(path: Path, wanted: dict[str, str | None]) -> pa.Table:
+    try:
+        names = pq.read_schema(path).names
+        _check_columns(str(path), names, wanted, None)
+        table = pq.read_table(path, columns=list(dict.fromkeys(c for c in wanted.values() if c is not None)))
+    except (OSError, pa.ArrowException) as err:
+        raise DataError(f"data file {path} cannot be read as Parquet: the file is damaged or not Parquet "
+                        f"({type(err).__name__}); write it again, or save it as .csv") from None
+    if table.num_rows == 0:
+        raise DataError(f"data file {path} has no rows (columns found: {', '.join(names)})")
+    return table
+
+
+def _separator(path: Path, wanted: dict[str, str | None]) -> tuple[str, list[str]]:
+    """The separator whose header holds every wanted column (else the one csv.Sniffer finds) and the header."""
+    sample = path.open("rb").read(SAMPLE_BYTES)
+    try:
+        text = sample.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        raise DataError(f"data file {path} cannot be read as CSV: byte {err.object[err.start]:#04x} at position "
-                        f"{err.start} is not UTF-8 text (a binary file, or another encoding: save it as UTF-8 CSV "
-                        "or as .parquet)") from None
-    except pd.errors.ParserError as err:
-        raise DataError(f"data file {path} cannot be read as CSV: {_parser_problem(err)}") from None
-    except (OSError, ValueError) as err:
-        if is_parquet:
-            raise DataError(f"data file {path} cannot be read as Parquet: the file is damaged or not Parquet "
-                            f"({type(err).__name__}); write it again, or save it as .csv") from None
-        raise DataError(f"data file {path} cannot be read as CSV ({type(err).__name__}: "
-                        f"{str(err).splitlines()[0] if str(err) else ''})") from None
-    if frame.empty:
-        raise DataError(f"data file {path} has no rows (columns found: {', '.join(map(str, frame.columns))})")
-    # CSV: report file line numbers (the header is line 1); Parquet: row numbers from 1
-    return frame, ("row" if is_parquet else "line"), (1 if is_parquet else 2)
+        if err.start < len(sample) - 4:  # not a character cut at the end of the sample
+            raise DataError(f"data file {path} cannot be read as CSV: byte {sample[err.start]:#04x} at position "
+                            f"{err.start} is not UTF-8 text (a binary file, or another encoding: save it as UTF-8 "
+                            "CSV or as .parquet)") from None
+        text = sample[:err.start].decode("utf-8-sig")
+    lines = text.splitlines()
+    if not lines or not lines[0].strip():
+        raise DataError(f"data file {path} is empty")
+    needed = {c for c in wanted.values() if c is not None}
+    for separator in SEPARATORS:
+        header = next(csv.reader([lines[0]], delimiter=separator))
+        if needed <= set(header):
+            return separator, header
+    try:
+        separator = csv.Sniffer().sniff("\n".join(lines[:20]), delimiters="".join(SEPARATORS)).delimiter
+    except csv.Error:
+        separator = ","
+    return separator, next(csv.reader([lines[0]], delimiter=separator))
+
+
+def _check_columns(where: str, header: list[str], wanted: dict[str, str | None], separator: str | None) -> None:
+    missing = [f"{col!r} (setting {key})" for key, col in wanted.items() if col is not None and col not in header]
+    if not missing:
+        return
+    hint = " (a description column may be set to null when there is none)" if any(
+        "description" in m for m in missing) else ""
+    found = "" if separator is None else f" (separator found: {SEPARATOR_NAMES.get(separator, repr(separator))})"
+    raise DataError(f"{where}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}; "
+                    f"columns found: {', '.join(map(str, header))}{found}{hint}")
+
+
+SEPARATOR_NAMES = {",": "',' (comma)", ";": "';' (semicolon)", "\t": "tab", "|": "'|' (bar)"}
+
+
+def _csv_problem(path: Path, separator: str, err: Exception) -> str:
+    """The problem in pandas' words, which name the line ('expected 5 fields in line 3, saw 7')."""
+    try:
+        pd.read_csv(path, sep=separator, dtype=str, encoding="utf-8-sig")
+    except pd.errors.ParserError as parser_error:
+        return _parser_problem(parser_error)
+    except UnicodeDecodeError as decode_error:
+        return f"byte {decode_error.object[decode_error.start]:#04x} at position {decode_error.start} is not UTF-8 text"
+    except Exception:  # pandas fails another way: pyarrow's own words follow
+        pass
+    return str(err).strip().splitlines()[0]
 
 
 def _parser_problem(err: pd.errors.ParserError) -> str:
@@ -57,62 +132,89 @@ def _parser_problem(err: pd.errors.ParserError) -> str:
     return f"{detail[0].lower()}{detail[1:]}" if detail else "the rows do not split into the header's columns"
 
 
-def _integer_ids(column: pd.Series, name: str, where: str, lines: np.ndarray, unit: str) -> np.ndarray:
-    """The column as int64, or a DataError listing null or non-integer entries."""
-    null = column.isna().to_numpy()
-    if null.any():
-        raise DataError(f"{where}: column {name!r} has empty values at {_rows_text(lines[null], unit=unit)}")
-    if pd.api.types.is_integer_dtype(column.dtype) and not pd.api.types.is_bool_dtype(column.dtype):
-        return column.to_numpy(dtype=np.int64)
-    numbers = pd.to_numeric(column, errors="coerce")
-    bad = (numbers.isna() | (numbers % 1 != 0)).to_numpy()
-    if pd.api.types.is_bool_dtype(column.dtype):
-        bad[:] = True
-    if bad.any():
-        raise DataError(f"{where}: column {name!r} must hold integer ids; not integers at "
-                        f"{_rows_text(lines[bad], column[bad], unit=unit)}")
-    return numbers.to_numpy().astype(np.int64)
-
-
 def load_event_log(path: str | Path, user_col: str, time_col: str, item_col: str,
                    description_1_col: str | None, description_2_col: str | None,
                    time_format: str | None = None) -> pd.DataFrame:
     """A CSV or Parquet event log with the given column names; times as core.dates reads them."""
     path = Path(path)
-    frame, unit, first = _read_table(path)
-    return _interactions_from_frame(frame, str(path), unit, first, user_col, time_col, item_col,
-                                    description_1_col, description_2_col, time_format)
-
-
-def _interactions_from_frame(frame: pd.DataFrame, where: str, unit: str, first: int, user_col: str,
-                             time_col: str, item_col: str, description_1_col: str | None,
-                             description_2_col: str | None, time_format: str | None = None) -> pd.DataFrame:
     wanted = {"user_col": user_col, "time_col": time_col, "item_col": item_col,
               "description_1_col": description_1_col, "description_2_col": description_2_col}
-    missing = [f"{col!r} (setting {key})" for key, col in wanted.items() if col is not None and col not in frame]
-    if missing:
-        hint = " (a description column may be set to null when there is none)" if any(
-            "description" in m for m in missing) else ""
-        raise DataError(f"{where}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}; "
-                        f"columns found: {', '.join(map(str, frame.columns))}{hint}")
-    lines = np.arange(len(frame)) + first
-    null = frame[time_col].isna().to_numpy()
-    if null.any():
-        raise DataError(f"{where}: column {time_col!r} has empty times at {_rows_text(lines[null], unit=unit)}")
+    text_columns = {user_col, item_col, description_1_col, description_2_col} - {None}
+    if time_format is not None:
+        text_columns.add(time_col)  # pyarrow would read ISO-looking values itself, ignoring the format
+    table, unit, first = _read_table(path, wanted, text_columns)
+    lines = np.arange(table.num_rows) + first
+    where = str(path)
     return pd.DataFrame({
-        "user": _integer_ids(frame[user_col], user_col, where, lines, unit),
-        "time": parse_times(frame[time_col], time_col, where, lines, unit, time_format).to_numpy(),
-        "item": _integer_ids(frame[item_col], item_col, where, lines, unit),
-        "description_1": _descriptions(frame, description_1_col),
-        "description_2": _descriptions(frame, description_2_col),
+        "user": _ids(table.column(user_col), user_col, where, lines, unit),
+        "time": _times(_series(table.column(time_col)), time_col, where, lines, unit, time_format),
+        "item": _ids(table.column(item_col), item_col, where, lines, unit),
+        "description_1": _texts(table, description_1_col),
+        "description_2": _texts(table, description_2_col),
         "line": lines,
     })
 
 
-def _descriptions(frame: pd.DataFrame, column: str | None) -> np.ndarray:
+def _ids(values: pa.ChunkedArray, name: str, where: str, lines: np.ndarray, unit: str) -> np.ndarray | pd.Categorical:
+    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+        values = values.dictionary_encode()
+    if pa.types.is_dictionary(values.type) and pa.types.is_string(values.type.value_type):
+        encoded = values.combine_chunks()  # one dictionary for every chunk
+        codes = _codes(encoded.indices)
+        return ids_from_text(codes, encoded.dictionary.to_numpy(zero_copy_only=False), name, where, lines, unit)
+    return ids_from_column(_series(values), name, where, lines, unit)
+
+
+def _codes(indices: pa.Array) -> np.ndarray:
+    """(E,) int64 dictionary indices, -1 where empty."""
+    if indices.null_count:
+        indices = indices.fill_null(-1)
+    return indices.to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _series(values: pa.ChunkedArray) -> pd.Series:
+    return values.to_pandas()
+
+
+def _texts(table: pa.Table, column: str | None) -> pd.Categorical:
+    """A description column as a Categorical (one copy per distinct text); empty values as ''."""
     if column is None:
-        return np.full(len(frame), "", dtype=object)
-    return frame[column].fillna("").astype(str).to_numpy(dtype=object)
+        return pd.Categorical.from_codes(np.zeros(table.num_rows, dtype=np.int8), categories=[""])
+    values = table.column(column)
+    if not pa.types.is_dictionary(values.type):
+        values = values.cast(pa.string()).dictionary_encode()
+    encoded = values.combine_chunks()
+    texts = encoded.dictionary.cast(pa.string()).to_numpy(zero_copy_only=False).astype(object)
+    codes = _codes(encoded.indices)
+    empty = np.flatnonzero(texts == "")
+    blank = int(empty[0]) if len(empty) else len(texts)
+    codes[codes < 0] = blank
+    categories = texts if len(empty) else np.append(texts, "")
+    return pd.Categorical.from_codes(codes, categories=pd.Index(categories, dtype=object))
+
+
+def _times(column: pd.Series, name: str, where: str, lines: np.ndarray, unit: str,
+           time_format: str | None) -> np.ndarray:
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        column = column.astype(object)
+    null = column.isna().to_numpy()
+    if null.any():
+        raise DataError(f"{where}: column {name!r} has empty times at {_rows_text(lines[null], unit=unit)}")
+    return parse_times(column, name, where, lines, unit, time_format).to_numpy()
+
+
+def _interactions_from_frame(frame: pd.DataFrame, where: str, unit: str, first: int, user_col: str,
+                             time_col: str, item_col: str, description_1_col: str | None,
+                             description_2_col: str | None) -> pd.DataFrame:
+    lines = np.arange(len(frame)) + first
+    return pd.DataFrame({
+        "user": ids_from_column(frame[user_col], user_col, where, lines, unit),
+        "time": _times(frame[time_col], time_col, where, lines, unit, None),
+        "item": ids_from_column(frame[item_col], item_col, where, lines, unit),
+        "description_1": _texts(pa.table({"d": frame[description_1_col].astype(str)}), "d"),
+        "description_2": _texts(pa.table({"d": frame[description_2_col].astype(str)}), "d"),
+        "line": lines,
+    })
 
 
 def load_synthetic(n_customers: int, n_items: int, seed: int) -> pd.DataFrame:
@@ -129,34 +231,47 @@ def load_movielens(folder: str | Path) -> pd.DataFrame:
     for path in (ratings_path, items_path):
         if not path.is_file():
             raise DataError(f"MovieLens folder {folder}: {path.name} is missing (expected u.data and u.item)")
+        if path.stat().st_size == 0:
+            raise DataError(f"MovieLens folder {folder}: {path.name} is empty")
     try:
-        ratings = pd.read_csv(ratings_path, sep="\t", header=None, names=["user", "item", "rating", "time"])
+        ratings = pd.read_csv(ratings_path, sep="\t", header=None, names=["user", "item", "rating", "time"],
+                              dtype=str, encoding="utf-8-sig")
         titles = pd.read_csv(items_path, sep="|", header=None, encoding="latin-1", usecols=[0, 1, 2],
-                             names=["item", "title", "release"])
+                             names=["item", "title", "release"], dtype=str)
     except pd.errors.EmptyDataError:
         raise DataError(f"MovieLens folder {folder}: u.data or u.item is empty") from None
     except (pd.errors.ParserError, ValueError) as err:
         raise DataError(f"MovieLens folder {folder}: cannot parse u.data/u.item: {err}") from None
     lines = np.arange(len(ratings)) + 1
     where = str(ratings_path)
-    user = _integer_ids(ratings["user"], "user (column 1)", where, lines, "line")
-    item = _integer_ids(ratings["item"], "item (column 2)", where, lines, "line")
-    time = _integer_ids(ratings["time"], "timestamp (column 4)", where, lines, "line")
+    user = ids_from_column(ratings["user"], "user (column 1)", where, lines, "line")
+    item = ids_from_column(ratings["item"], "item (column 2)", where, lines, "line")
+    time = ids_from_column(ratings["time"], "timestamp (column 4)", where, lines, "line")
+    if not pd.api.types.is_integer_dtype(getattr(time, "categories", time).dtype):
+        raise DataError(f"{where}: timestamp (column 4) must hold unix seconds (integers); not at "
+                        f"{_rows_text(lines[:1], ratings['time'][:1])}")
+    time = np.asarray(time)
     info = titles.drop_duplicates("item").set_index("item")
+    item_text = pd.Series(np.asarray(item)).astype(str).str.strip().to_numpy(dtype=object)
+    title, release = (pd.Categorical(info[c].reindex(item_text).fillna("").astype(str).to_numpy(dtype=object))
+                      for c in ("title", "release"))
     return pd.DataFrame({
-        "user": user, "time": time, "item": item,
-        "description_1": info["title"].reindex(item).fillna("").astype(str).to_numpy(dtype=object),
-        "description_2": info["release"].reindex(item).fillna("").astype(str).to_numpy(dtype=object),
+        "user": user, "time": time, "item": item, "description_1": title, "description_2": release,
         "line": lines,
     })
 
 
 def load_sequences(path: str | Path) -> pd.DataFrame:
-    """One line per user, `user item1 item2 ...` in time order; the time is the position in the line."""
+    """One line per user, `user item1 item2 ...` in time order; the time is the position in the line.
+    Ids are integers or text, each kind (users, items) decided over the whole file (core.ids)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"sequence file {path} does not exist")
-    lines = path.read_text().splitlines()
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as err:
+        raise DataError(f"sequence file {path}: byte {err.object[err.start]:#04x} at position {err.start} is "
+                        "not UTF-8 text") from None
     tokens = [line.split() for line in lines]
     short = [i + 1 for i, t in enumerate(tokens) if len(t) == 1]
     if not any(tokens):
@@ -164,26 +279,25 @@ def load_sequences(path: str | Path) -> pd.DataFrame:
     if short:
         raise DataError(f"sequence file {path}: lines with a user but no items at {_rows_text(short)}; "
                         "expected 'user item1 item2 ...'")
-    kept = [i for i, t in enumerate(tokens) if t]
+    kept = np.array([i for i, t in enumerate(tokens) if t])
     counts = np.array([len(tokens[i]) - 1 for i in kept])
-    flat = pd.Series([tok for i in kept for tok in tokens[i]])
-    numbers = pd.to_numeric(flat, errors="coerce")
-    bad = (numbers.isna() | (numbers % 1 != 0)).to_numpy()
-    if bad.any():
-        token_line = np.repeat(np.array(kept) + 1, counts + 1)
-        raise DataError(f"sequence file {path}: tokens that are not integer ids at "
-                        f"{_rows_text(token_line[bad], flat[bad])}; expected 'user item1 item2 ...'")
-    numbers = numbers.to_numpy().astype(np.int64)
+    flat = pd.Series([tok for i in kept for tok in tokens[i]], dtype=object)
     is_user = np.zeros(len(flat), dtype=bool)
     is_user[np.cumsum(np.r_[0, counts[:-1] + 1])] = True
-    users = numbers[is_user]
+    item_line = np.repeat(kept + 1, counts)
+    users = ids_from_column(flat[is_user].reset_index(drop=True), "user (first token)", f"sequence file {path}",
+                            kept + 1, "line")
+    items = ids_from_column(flat[~is_user].reset_index(drop=True), "items", f"sequence file {path}", item_line, "line")
     duplicated = pd.Series(users).duplicated().to_numpy()
     if duplicated.any():
         raise DataError(f"sequence file {path}: users that appear on more than one line, at "
-                        f"{_rows_text(np.array(kept)[duplicated] + 1, pd.Series(users[duplicated]))}")
+                        f"{_rows_text(kept[duplicated] + 1, pd.Series(np.asarray(users)[duplicated]))}")
     within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    no_text = np.full(len(within), "", dtype=object)
+    no_text = pd.Categorical.from_codes(np.zeros(len(within), dtype=np.int8), categories=[""])
+    user_codes = np.repeat(np.arange(len(kept)), counts)
     return pd.DataFrame({
-        "user": np.repeat(users, counts), "time": within, "item": numbers[~is_user],
-        "description_1": no_text, "description_2": no_text.copy(), "line": np.repeat(np.array(kept) + 1, counts),
+        "user": users[user_codes] if isinstance(users, np.ndarray) else pd.Categorical.from_codes(
+            users.codes[user_codes], categories=users.categories),
+        "time": within, "item": items,
+        "description_1": no_text, "description_2": no_text.copy(), "line": item_line,
     })

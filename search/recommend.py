@@ -26,8 +26,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="results/<name>/final (or its model.pt)")
     who = parser.add_mutually_exclusive_group(required=True)
-    who.add_argument("--customer", help="a customer id from the data")
-    who.add_argument("--items", help="item numbers, oldest first, separated by commas")
+    who.add_argument("--customer", help="a customer id as the data spells it (500017, A1MNLT8X5G66H1)")
+    who.add_argument("--items", help="item numbers as the data spells them, oldest first, separated by commas")
     who.add_argument("--all", action="store_true", help="export the top-k of every customer to --out")
     who.add_argument("--customers", metavar="FILE", help="export the top-k of the customers in FILE "
                                                          "(one id per line) to --out")

@@ -77,7 +77,7 @@ class Recommender:
         self.saved = load_model(folder)
         self.card = model_card(folder, self.saved)
         catalog = self.saved.catalog
-        self.item_numbers = [int(n) for n in catalog["item_number"]]
+        self.item_numbers = catalog["item_number"].tolist()  # JSON numbers for integer ids, strings for text ids
         self.descriptions = list(zip(catalog["description_1"], catalog["description_2"]))
         self.rank.set_max_batch_size(max_batch_size)
         self.rank.set_batch_wait_timeout_s(batch_wait_s)

@@ -15,6 +15,7 @@ from starlette.datastructures import QueryParams
 
 from core.artifact import SavedModel
 from core.errors import DataError, RecsysError
+from core.ids import id_type
 from core.recommend import customer_history, item_ids_for_numbers
 
 GET_PARAMS = ("customer", "k", "include_seen")
@@ -37,7 +38,7 @@ class Query:
     history: np.ndarray       # item ids, oldest first
     k: int
     exclude_seen: bool
-    customer: int | None
+    customer: int | str | None  # as the model spells it: an integer, or text
 
 
 def check_k(value: Any, n_items: int) -> int:
@@ -62,17 +63,19 @@ def query_from_params(params: QueryParams, saved: SavedModel) -> Query:
         raise RequestError(400, "give a customer: GET /recommend?customer=ID, or POST /recommend "
                                 "with {\"items\": [...]} for an anonymous history")
     customer = params["customer"].strip()
-    if not INTEGER.fullmatch(customer):
+    integer_ids = id_type(saved.user_ids) == "integer"
+    if integer_ids and not INTEGER.fullmatch(customer):
         raise RequestError(400, f"customer must be an integer id, got {customer!r}")
     k = check_k(params.get("k", "5"), len(saved.catalog))
     flag = params.get("include_seen", "false").strip().lower()
     if flag not in FLAGS:
         raise RequestError(400, f"include_seen must be true or false, got {params['include_seen']!r}")
     try:
-        history = customer_history(saved.user_ids, saved.user_start, saved.items, int(customer))
+        history = customer_history(saved.user_ids, saved.user_start, saved.items, customer)
     except DataError as err:
         raise RequestError(404, str(err)) from None
-    return Query(history=history, k=k, exclude_seen=not FLAGS[flag], customer=int(customer))
+    return Query(history=history, k=k, exclude_seen=not FLAGS[flag],
+                 customer=int(customer) if integer_ids else customer)
 
 
 def query_from_body(body: bytes, saved: SavedModel) -> Query:

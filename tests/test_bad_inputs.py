@@ -40,8 +40,8 @@ def make(tmp_path, case: str) -> list[str]:
         csv.write_text(HEADER + "1,2024-01-01,5,a,b\n1,2024-01-02,6,a,b,extra,more\n")
     elif case == "missing column":
         pd.DataFrame({"account_number": [1], "date": ["2024-01-01"], "model_number": [3]}).to_csv(csv, index=False)
-    elif case == "text item id":
-        write_log(csv, [(1, "2024-01-01", 5), (1, "2024-01-02", "X-12")])
+    elif case == "item ids 12 and 12.0":
+        write_log(csv, [(1, "2024-01-01", 12), (1, "2024-01-02", "12.0")])
     elif case == "empty customer id":
         csv.write_text(HEADER + "1,2024-01-01,5,a,b\n,2024-01-02,6,a,b\n")
     elif case == "not a date":
@@ -53,8 +53,8 @@ def make(tmp_path, case: str) -> list[str]:
         return ["--data", str(csv), "--set", "time_format=%d/%m/%Y"]
     elif case == "one event per customer":
         write_log(csv, [(1, "2024-01-01", 5), (2, "2024-01-02", 6)])
-    elif case == "sequence file with text":
-        (tmp_path / "seqs.txt").write_text("1 10 11\n2 11 x7\n")
+    elif case == "sequence file with 11 and 011":
+        (tmp_path / "seqs.txt").write_text("1 10 11\n2 11 011\n")
         return ["--data", str(tmp_path / "seqs.txt")]
     elif case == "MovieLens folder without u.item":
         (tmp_path / "ml").mkdir()
@@ -76,13 +76,13 @@ DATA_CASES = [
     ("corrupt parquet", "log.parquet cannot be read as Parquet: the file is damaged or not Parquet"),
     ("ragged row", "cannot be read as CSV: expected 5 fields in line 3, saw 7"),
     ("missing column", "missing columns 'agreement_date' (setting time_col)"),
-    ("text item id", "column 'model_number' must hold integer ids; not integers at line 3 ('X-12')"),
+    ("item ids 12 and 12.0", "column 'model_number' spells numbers in more than one way: line 2 ('12'), line 3 ('12.0')"),
     ("empty customer id", "column 'account_number' has empty values at line 3"),
     ("not a date", "column 'agreement_date' has values that are not dates at line 3 ('yesterday')"),
     ("day-first dates", "--set time_format='%d/%m/%Y'"),
     ("dates not in time_format", "do not match time_format '%d/%m/%Y' at lines 2 ('2024-01-13')"),
     ("one event per customer", "no customer has at least 2 events"),
-    ("sequence file with text", "tokens that are not integer ids at line 2 ('x7')"),
+    ("sequence file with 11 and 011", "'items' writes one id in two ways at lines 1 ('11'), 2 ('011')"),
     ("MovieLens folder without u.item", "u.item is missing"),
     ("config file missing", "mine.yaml does not exist"),
     ("config file not YAML", "mine.yaml is not valid YAML"),

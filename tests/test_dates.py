@@ -53,10 +53,15 @@ def test_the_suggested_pattern_follows_the_values(values, pattern):
 
 
 def test_iso_dates_with_offsets_and_numbers_as_unix_seconds(tmp_path):
-    path = write_log(tmp_path / "log.csv", [(1, "2024-01-01T10:00:00+01:00", 10), (1, "2024-01-01 09:30", 20),
-                                            (2, "2024-01-02", 10), (2, "2024-01-03", 20)])
+    path = write_log(tmp_path / "log.csv", [(1, "2024-01-01T10:00:00+01:00", 10), (1, "2024-01-01 09:30Z", 20),
+                                            (2, "2024-01-02 00:00-05:00", 20), (2, "2024-01-02 04:00+00:00", 10)])
     data = prepare_data(build_config({"data": str(path), "split": "leave_one_out"}))
     assert data.catalog["item_number"].to_numpy()[data.items - 1].tolist() == [10, 20, 10, 20]  # 09:00 UTC first
+    write_log(path, [(1, "2024-01-01T10:00:00+01:00", 10), (1, "2024-01-01 09:30", 20), (2, "2024-01-02", 10)])
+    with pytest.raises(DataError, match=r"'agreement_date' mixes times with a UTC offset \(line 2: "
+                                        r"'2024-01-01T10:00:00\+01:00'\) and times without one \(line 3: "
+                                        r"'2024-01-01 09:30'\)"):
+        prepare_data(build_config({"data": str(path)}))
     pd.DataFrame({"account_number": [1, 1, 2, 2], "agreement_date": [1_700_000_000, 1_700_000_100] * 2,
                   "model_number": [1, 2, 1, 2]}).to_csv(tmp_path / "unix.csv", index=False)
     data = prepare_data(build_config({"data": str(tmp_path / "unix.csv"), "description_1_col": None,

@@ -67,10 +67,10 @@ def test_dates_that_do_not_parse_give_line_numbers(tmp_path):
         load(path)
 
 
-def test_non_integer_and_null_ids(tmp_path):
+def test_integers_beside_decimal_numbers_and_null_ids(tmp_path):
     path = write_log(tmp_path / "log.csv", [(1, "2024-01-01", 5), (1, "2024-01-02", "X-12"), (1, "2024-01-03", 2.5)])
-    with pytest.raises(DataError, match=r"'model_number' must hold integer ids; not integers at lines 3 \('X-12'\), "
-                                        r"4 \('2.5'\)"):
+    with pytest.raises(DataError, match=r"'model_number' spells numbers in more than one way: line 2 \('5'\), "
+                                        r"line 4 \('2.5'\)"):
         load(path)
     path.write_text("account_number,agreement_date,model_number,model_description_1,model_description_2\n"
                     "1,2024-01-01,5,a,b\n,2024-01-02,6,a,b\n")
@@ -96,7 +96,8 @@ def test_sequence_file_reads_positions_as_time(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("1 10 11\n2 11 x7\n", r"tokens that are not integer ids at line 2 \('x7'\)"),
+    ("1 10 11\n2 11 11.0\n", r"'items' spells numbers in more than one way: line 1 \('10'\), line 1 \('11'\), "
+                              r"line 2 \('11'\), line 2 \('11.0'\)"),
     ("1 10 11\n2\n", "lines with a user but no items at line 2"),
     ("1 10 11\n1 12 13\n", "users that appear on more than one line, at line 2"),
     ("\n\n", "is empty"),
