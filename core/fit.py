@@ -27,6 +27,7 @@ from core.evaluation import Variant, evaluate_variants, markov_blend_scorer, mod
 from core.losses import TargetLoss, build_loss, full_softmax, resolve_loss
 from core.metrics import metric_name, with_split
 from core.model import LSTMRecommender, build_model
+from core.optim import build_optimizer
 from core.split import EVAL_SPLITS
 from core.tensors import (
     EvalTargets,
@@ -128,7 +129,7 @@ def fit(config: Config | Mapping[str, Any], data: PreparedData | None = None, re
     if model.markov_blend and config.markov_blend != "auto":
         model.blend_weight.fill_(float(config.markov_blend))
     loss = training_loss(config, data, last_train_period, device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = build_optimizer(model, config.lr, config.weight_decay, sparse_items=loss is not full_softmax)
     averaged = moving_average(model, config.ema_decay)
     scored = averaged.module if averaged is not None else model  # what is evaluated, kept and saved
     after_step = None if averaged is None else functools.partial(averaged.update_parameters, model)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from core.batching import concat_ranges
@@ -56,6 +57,13 @@ class LSTMRecommender(nn.Module):
             prior = (counts + 1.0) / (counts.sum() + len(counts) - 1)  # add-one over the items (not padding)
             self.blend_log_prior = torch.log(BLEND_ALPHA * prior).float()
 
+    def sparse_item_grads(self, on: bool = True) -> LSTMRecommender:
+        """Row-sparse gradients for the item embedding and, in candidate_logits, the output weights: a sampled
+        loss touches few rows per batch, and an optimiser that updates only those (core.optim) costs
+        O(rows touched), not O(items). The full softmax touches every output row: leave it off there."""
+        self.embedding.sparse = on
+        return self
+
     def forward(self, items: torch.Tensor) -> torch.Tensor:
         """(B, T) item ids -> (B, T, H) hidden states; position t has read items[:, :t + 1]."""
         hidden, _ = self.lstm(self.embed_dropout(self.embedding(items)))
@@ -83,9 +91,12 @@ class LSTMRecommender(nn.Module):
         logits, (M, S) the candidates'): the columns of `logits` a sampled loss needs, without the (M, N + 1)
         block. The Markov residual is added as in `logits` (the target's own pair left out)."""
         hidden = self.dropout(hidden)
-        weight, bias = self.output.weight, self.output.bias
-        target_logits = (hidden * weight[targets]).sum(-1) + bias[targets]  # (M,)
-        candidate_logits = hidden @ weight[candidates].T + bias[candidates]  # (M, H) x (H, S)
+        # one gather of the rows needed; sparse_item_grads: a row-sparse gradient (lazy Adam, core.optim)
+        rows = F.embedding(torch.cat([targets, candidates]), self.output.weight, sparse=self.embedding.sparse)
+        target_rows, candidate_rows = rows[:len(targets)], rows[len(targets):]  # (M, H), (S, H)
+        bias = self.output.bias
+        target_logits = (hidden * target_rows).sum(-1) + bias[targets]  # (M,)
+        candidate_logits = hidden @ candidate_rows.T + bias[candidates]  # (M, H) x (H, S)
         if not self.markov_residual:
             return target_logits, candidate_logits
         own = (self.pair_counts(last, targets) - 1.0).clamp_(min=0.0)  # (M,)
