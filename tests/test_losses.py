@@ -142,3 +142,14 @@ def test_sampled_losses_train_with_every_training_option_and_resume_exactly(tiny
     resumed = fit(config, data, checkpoint=states[0])
     assert resumed.history[-1]["val_ndcg@5"] == whole.history[-1]["val_ndcg@5"]
     assert resumed.history[-1]["train_loss"] == whole.history[-1]["train_loss"]
+
+
+def test_a_search_space_may_search_the_loss_and_its_settings(tmp_path):
+    from search.space import load_search_spec
+    path = tmp_path / "space.yaml"
+    path.write_text("space:\n  loss: {choice: [full, sampled, gbce]}\n  negatives: {logint: [100, 3000]}\n"
+                    "  sample_alpha: {uniform: [0.0, 1.0]}\n")
+    assert load_search_spec(path, build_config({})).space["loss"] == {"choice": ["full", "sampled", "gbce"]}
+    path.write_text("space:\n  negatives: {int: [0, 10]}\n")
+    with pytest.raises(ConfigError, match="space.negatives: int \\[0, 10\\] allows an invalid value"):
+        load_search_spec(path, build_config({}))
