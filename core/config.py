@@ -50,6 +50,10 @@ class Config:
     markov_blend: float | str = "auto"
     seen_items: str = "auto"
     # training
+    loss: str = "full"
+    negatives: int = 1000
+    sample_alpha: float = 0.5
+    gbce_t: float = 0.75
     sample_mode: str = "all_positions"
     window_overlap: float = 0.75
     batch_size: int = 64
@@ -91,6 +95,7 @@ CHOICES = {
     "sample_mode": ("all_positions", "prefix"),
     "device": ("auto", "cpu", "cuda"),
     "seen_items": ("auto", "keep", "last"),
+    "loss": ("full", "sampled", "gbce", "auto"),
 }
 # (low, high, low_inclusive, high_inclusive); None means unbounded on that side.
 RANGES = {
@@ -106,6 +111,9 @@ RANGES = {
     "dropout": (0.0, 1.0, True, False),
     "embed_dropout": (0.0, 1.0, True, False),
     "window_overlap": (0.0, 1.0, True, False),
+    "negatives": (1, None, True, True),
+    "sample_alpha": (0.0, 1.0, True, True),
+    "gbce_t": (0.0, 1.0, True, True),
     "batch_size": (1, None, True, True),
     "lr": (0.0, 10.0, False, True),  # finite and bounded: beyond 10 Adam only diverges
     "weight_decay": (0.0, 10.0, True, True),
@@ -203,6 +211,13 @@ def build_config(values: Mapping[str, Any] | None = None, source: str = "config"
     if problems:
         raise ConfigError(f"invalid settings in {source}:\n  " + "\n  ".join(problems))
     return config_so_far
+
+
+def check_negatives(config: Config, n_items: int) -> None:
+    """A sampled loss needs fewer negatives than the catalogue has items (known once the data is read)."""
+    if config.loss != "full" and config.negatives >= n_items:
+        raise ConfigError(f"negatives: expected fewer than the catalogue's {n_items:,} items with loss "
+                          f"{config.loss}, got {config.negatives:,} (or loss: full)")
 
 
 def detect_data_format(data: str) -> str:

@@ -10,10 +10,10 @@ from collections.abc import Callable
 from contextlib import nullcontext
 
 import torch
-import torch.nn.functional as F
 
 from core.batching import batch_indices, gather_windows, length_batches
 from core.errors import RecsysError
+from core.losses import TargetLoss, full_softmax
 from core.tensors import TrainingSamples
 
 
@@ -30,8 +30,9 @@ def autocast_for(device: torch.device, bf16: bool):
 
 def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, samples: TrainingSamples, *,
                 batch_size: int, generator: torch.Generator, bf16: bool = False, by_length: bool = False,
-                after_step: Callable[[], None] | None = None) -> float:
-    """One pass over the samples in shuffled batches; returns the mean cross-entropy per target.
+                after_step: Callable[[], None] | None = None, loss: TargetLoss = full_softmax) -> float:
+    """One pass over the samples in shuffled batches; returns the mean training loss per target (`loss`,
+    core.losses: the full softmax's cross-entropy unless a sampled loss is given).
 
     by_length: batches of samples of similar length (core.batching.length_batches). Their number of targets
     then varies with the length, so each batch's summed loss is divided by the epoch's mean targets per
@@ -58,18 +59,15 @@ def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sample
                 if samples.loss_from is not None:
                     valid &= torch.arange(width, device=items.device) >= samples.loss_from[batch, None]
                 targets = targets[valid]  # (M,)
-                logits = model.logits(hidden[valid], last=inputs[valid], targets=targets)  # (M, N + 1)
+                summed = loss(model, hidden[valid], inputs[valid], targets)
             else:
                 at_end = torch.arange(len(batch), device=items.device), length - 1
                 targets = items[start + length]
-                logits = model.logits(hidden[at_end], last=inputs[at_end], targets=targets)  # (B, N + 1)
-        if by_length:
-            summed = F.cross_entropy(logits.float(), targets, reduction="sum")
-            loss, batch_mean = summed / targets_per_batch, summed.detach() / len(targets)
-        else:
-            loss = batch_mean = F.cross_entropy(logits.float(), targets)
+                summed = loss(model, hidden[at_end], inputs[at_end], targets)
+        batch_mean = summed.detach() / len(targets)
+        objective = summed / targets_per_batch if by_length else summed / len(targets)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        objective.backward()
         optimizer.step()
         if after_step is not None:
             after_step()

@@ -19,13 +19,15 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from core.baselines import item_counts, markov_table
-from core.config import Config, build_config
+from core.config import Config, build_config, check_negatives
 from core.data import PreparedData, prepare_data
 from core.epoch import train_epoch
 from core.errors import ConfigError
 from core.evaluation import Variant, evaluate_variants, markov_blend_scorer, model_scorer
+from core.losses import TargetLoss, build_loss, full_softmax, resolve_loss
 from core.metrics import metric_name, with_split
 from core.model import LSTMRecommender, build_model
+from core.optim import build_optimizer
 from core.split import EVAL_SPLITS
 from core.tensors import (
     EvalTargets,
@@ -126,7 +128,8 @@ def fit(config: Config | Mapping[str, Any], data: PreparedData | None = None, re
         model.set_markov_table(*markov_table(data, last_train_period), item_counts(data, last_train_period))
     if model.markov_blend and config.markov_blend != "auto":
         model.blend_weight.fill_(float(config.markov_blend))
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    loss = training_loss(config, data, last_train_period, device)
+    optimizer = build_optimizer(model, config.lr, config.weight_decay, sparse_items=loss is not full_softmax)
     averaged = moving_average(model, config.ema_decay)
     scored = averaged.module if averaged is not None else model  # what is evaluated, kept and saved
     after_step = None if averaged is None else functools.partial(averaged.update_parameters, model)
@@ -140,7 +143,7 @@ def fit(config: Config | Mapping[str, Any], data: PreparedData | None = None, re
     for epoch in range(first_epoch, config.epochs):
         evaluated = evaluate_on == "val" or epoch + 1 == config.epochs
         metrics = run_epoch(config, model, optimizer, samples, epoch, targets if evaluated else None, evaluate_on,
-                            scored, after_step)
+                            scored, after_step, loss)
         result.history.append(metrics)
         stop = patience is not None and patience.update(epoch + 1, metrics, scored)
         if report is not None:
@@ -153,6 +156,16 @@ def fit(config: Config | Mapping[str, Any], data: PreparedData | None = None, re
         scored.load_state_dict(patience.best_weights)
         result.best_epoch = patience.best_epoch
     return result
+
+
+def training_loss(config: Config, data: PreparedData, last_train_period: int, device: torch.device) -> TargetLoss:
+    """The config's loss (auto resolved by the catalogue's size), its negatives drawn from training counts."""
+    loss = resolve_loss(config.loss, data.n_items)
+    check_negatives(dataclasses.replace(config, loss=loss), data.n_items)
+    counts = item_counts(data, last_train_period) if loss != "full" else None
+    log.info("loss: %s%s", loss, "" if loss == "full" else f" ({config.negatives} negatives per batch, "
+             f"drawn by popularity^{config.sample_alpha:g})")
+    return build_loss(loss, data.n_items, counts, config.negatives, config.sample_alpha, config.gbce_t, device)
 
 
 def moving_average(model: LSTMRecommender, decay: float) -> AveragedModel | None:
@@ -218,7 +231,7 @@ def restore(checkpoint: Mapping[str, Any], model: torch.nn.Module, optimizer: to
 
 def run_epoch(config: Config, model: LSTMRecommender, optimizer: torch.optim.Optimizer, samples: TrainingSamples,
               epoch: int, targets: EvalTargets | None, split: str, scored: LSTMRecommender | None = None,
-              after_step: Callable[[], None] | None = None) -> dict[str, float]:
+              after_step: Callable[[], None] | None = None, loss: TargetLoss = full_softmax) -> dict[str, float]:
     """Train `model` one epoch (calling after_step after every optimiser step), then evaluate `scored` (default:
     the model; the moving average of its weights when there is one) on `targets` unless None; log one line;
     return the epoch's metrics."""
@@ -227,7 +240,7 @@ def run_epoch(config: Config, model: LSTMRecommender, optimizer: torch.optim.Opt
     order = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
     train_loss = train_epoch(model, optimizer, samples, batch_size=config.batch_size, generator=order,
                              bf16=config.bf16, by_length=config.batch_by_length,
-                             after_step=after_step)
+                             after_step=after_step, loss=loss)
     trained = time.perf_counter()
     metrics = {"epoch": epoch + 1, "train_loss": train_loss, "train_seconds": trained - began}
     line = f"epoch {epoch + 1}/{config.epochs}  train_loss {train_loss:.4f}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from core.batching import concat_ranges
@@ -56,6 +57,13 @@ class LSTMRecommender(nn.Module):
             prior = (counts + 1.0) / (counts.sum() + len(counts) - 1)  # add-one over the items (not padding)
             self.blend_log_prior = torch.log(BLEND_ALPHA * prior).float()
 
+    def sparse_item_grads(self, on: bool = True) -> LSTMRecommender:
+        """Row-sparse gradients for the item embedding and, in candidate_logits, the output weights: a sampled
+        loss touches few rows per batch, and an optimiser that updates only those (core.optim) costs
+        O(rows touched), not O(items). The full softmax touches every output row: leave it off there."""
+        self.embedding.sparse = on
+        return self
+
     def forward(self, items: torch.Tensor) -> torch.Tensor:
         """(B, T) item ids -> (B, T, H) hidden states; position t has read items[:, :t + 1]."""
         hidden, _ = self.lstm(self.embed_dropout(self.embedding(items)))
@@ -76,6 +84,36 @@ class LSTMRecommender(nn.Module):
             rows = torch.arange(len(targets), device=targets.device)
             counts[rows, targets] = (counts[rows, targets] - 1.0).clamp_(min=0.0)
         return scores.float() + self.markov_weight * torch.log1p(counts)
+
+    def candidate_logits(self, hidden: torch.Tensor, candidates: torch.Tensor, last: torch.Tensor | None = None,
+                         targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(M, H) hidden states, (S,) candidate items shared by all rows, (M,) targets -> ((M,) the targets'
+        logits, (M, S) the candidates'): the columns of `logits` a sampled loss needs, without the (M, N + 1)
+        block. The Markov residual is added as in `logits` (the target's own pair left out)."""
+        hidden = self.dropout(hidden)
+        # one gather of the rows needed; sparse_item_grads: a row-sparse gradient (lazy Adam, core.optim)
+        rows = F.embedding(torch.cat([targets, candidates]), self.output.weight, sparse=self.embedding.sparse)
+        target_rows, candidate_rows = rows[:len(targets)], rows[len(targets):]  # (M, H), (S, H)
+        bias = self.output.bias
+        target_logits = (hidden * target_rows).sum(-1) + bias[targets]  # (M,)
+        candidate_logits = hidden @ candidate_rows.T + bias[candidates]  # (M, H) x (H, S)
+        if not self.markov_residual:
+            return target_logits, candidate_logits
+        own = (self.pair_counts(last, targets) - 1.0).clamp_(min=0.0)  # (M,)
+        target_logits = target_logits.float() + self.markov_weight * torch.log1p(own)
+        counts = self.pair_counts(last[:, None], candidates[None, :])  # (M, S)
+        return target_logits, candidate_logits.float() + self.markov_weight * torch.log1p(counts)
+
+    def pair_counts(self, source: torch.Tensor, follower: torch.Tensor) -> torch.Tensor:
+        """How often `follower` followed `source` in training, elementwise over broadcast index tensors."""
+        n = len(self.markov_indptr) - 1
+        if len(self.markov_follower) == 0:
+            return torch.zeros(torch.broadcast_shapes(source.shape, follower.shape), device=source.device)
+        sources = torch.repeat_interleave(torch.arange(n, device=source.device), torch.diff(self.markov_indptr))
+        keys = sources * n + self.markov_follower  # (P,) sorted: by source, then follower (markov_table's order)
+        query = source * n + follower
+        at = torch.searchsorted(keys, query).clamp_(max=len(keys) - 1)
+        return torch.where(keys[at] == query, self.markov_count[at], torch.zeros((), device=source.device))
 
     def scores(self, hidden: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
         """(M, H) hidden states, (M,) last items -> (M, N + 1) fp32 ranking scores: the logits, plus the blend."""

@@ -74,7 +74,10 @@ COLUMNS = [
 
 
 def build_catalog(n_items: int, rng: np.random.Generator) -> pd.DataFrame:
-    """Items: every (piece, style) in a number of variants, plus style-neutral accessories; ~n_items rows."""
+    """Items: every (piece, style) in a number of variants, plus style-neutral accessories; ~n_items rows.
+
+    Text columns are categoricals looked up from small tables of their few distinct values, so that a
+    catalogue of a million items costs arrays of codes, not a million strings built one by one."""
     pieces = [(room, piece) for room, names in ROOMS.items() for piece in names]
     n_main = len(pieces) * len(STYLES)
     variants = max(1, round(0.87 * n_items / n_main))
@@ -83,28 +86,47 @@ def build_catalog(n_items: int, rng: np.random.Generator) -> pd.DataFrame:
         np.arange(len(pieces)), np.arange(len(STYLES)), np.arange(variants), indexing="ij"))
     acc_idx, acc_variant = (a.ravel() for a in np.meshgrid(
         np.arange(len(ACCESSORIES)), np.arange(n_acc_variants), indexing="ij"))
-    category = np.concatenate([np.array([p for _, p in pieces])[piece_idx], np.array(ACCESSORIES)[acc_idx]])
-    room = np.concatenate([np.array([r for r, _ in pieces])[piece_idx], np.full(len(acc_idx), "any room")])
+    names = [p for _, p in pieces] + ACCESSORIES
+    category = np.concatenate([piece_idx, len(pieces) + acc_idx])  # index into names
     style = np.concatenate([style_idx, np.full(len(acc_idx), -1)])
     variant = np.concatenate([variant, acc_variant])
     n = len(category)
-    material = np.array(MATERIALS)[(variant * 3 + np.arange(n)) % len(MATERIALS)]
-    colour = np.array(COLOURS)[(variant * 7 + np.arange(n) // 3) % len(COLOURS)]
-    style_name = np.where(style >= 0, np.array(STYLES)[np.maximum(style, 0)], "")
-    base = np.array([BASE_RATE.get(c, 12) for c in category], dtype=float)
-    rate = base * np.where(style >= 0, STYLE_FACTOR[np.maximum(style, 0)], 1.0) * (1 + 0.04 * (variant % 5))
+    material = (variant * 3 + np.arange(n)) % len(MATERIALS)
+    colour = (variant * 7 + np.arange(n) // 3) % len(COLOURS)
+    styled = style >= 0
+    kind = category * (len(STYLES) + 1) + style + 1  # (category, style or none)
+    described = [f"{STYLES[s]} {c.lower()}" if s >= 0 else c for c in names for s in range(-1, len(STYLES))]
+    base = np.array([BASE_RATE.get(c, 12) for c in names], dtype=float)[category]
+    rate = base * np.where(styled, STYLE_FACTOR[np.maximum(style, 0)], 1.0) * (1 + 0.04 * (variant % 5))
     return pd.DataFrame({
-        "model_number": 10000 + rng.permutation(90000)[:n],
-        "model_description_1": np.where(style >= 0, np.char.add(np.char.add(style_name, " "), np.char.lower(
-            category.astype(str))), category),
-        "model_description_2": np.char.add(np.char.add(material, ", "), colour),
-        "product_category": category,
-        "room": room,
+        "model_number": 10000 + _distinct_numbers(rng, n),
+        "model_description_1": _labels(kind, described),
+        "model_description_2": _labels(material * len(COLOURS) + colour,
+                                       [f"{m}, {c}" for m in MATERIALS for c in COLOURS]),
+        "product_category": _labels(category, names),
+        "room": _labels(np.where(category < len(pieces), category, len(pieces)), [r for r, _ in pieces] + ["any room"]),
         "style": style,
         "variant": variant,
-        "brand": np.where(style >= 0, np.array(BRANDS)[np.maximum(style, 0)], "Homely"),
+        "brand": _labels(np.where(styled, style, len(STYLES)), BRANDS + ["Homely"]),
         "monthly_rate": np.round(rate, 2),
     })
+
+
+def _labels(codes: np.ndarray, table: list[str]) -> pd.Categorical:
+    """table[codes] as a categorical (the table may repeat a value)."""
+    categories, position = np.unique(np.array(table), return_inverse=True)
+    return pd.Categorical.from_codes(position[codes], categories)
+
+
+def _distinct_numbers(rng: np.random.Generator, n: int) -> np.ndarray:
+    """n distinct numbers in random order: from 0..89,999 as always (five-digit model numbers), or from a
+    range ten times wider per extra digit beyond 90,000 items."""
+    if n <= 90000:
+        return rng.permutation(90000)[:n]
+    span = 90000
+    while span < n:
+        span *= 10
+    return rng.choice(span, n, replace=False)
 
 
 def _zipf_choice(rng: np.random.Generator, n_options: int, size: int, exponent: float = 1.1) -> np.ndarray:
