@@ -11,7 +11,7 @@ from core.evaluation import Scorer, evaluate
 from core.ranking import ItemScores
 from core.samples import history_starts
 from core.split import EVAL_SPLITS
-from core.tensors import evaluation_targets, resolve_device
+from core.tensors import evaluation_targets, resolve_device, sample_targets
 
 
 def training_mask(data: PreparedData, last_period: int) -> np.ndarray:
@@ -81,6 +81,8 @@ def evaluate_baselines(config: Config, data: PreparedData, evaluate_on: str = "v
     last_train_period, target_period = EVAL_SPLITS[evaluate_on]
     device = resolve_device(config.device)
     targets = evaluation_targets(data, target_period, config.max_seq_len, device)
+    if evaluate_on == "val":
+        targets = sample_targets(targets, config.val_sample)  # the model's validation targets
     out = {}
     for name, make in (("most_popular", popularity_scorer), ("markov", markov_scorer)):
         out[name] = evaluate(make(data, last_train_period, device), targets, ks=config.ks,

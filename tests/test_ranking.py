@@ -9,7 +9,9 @@ from core.export import top_k_items
 from core.metrics import metric_sums
 from core.model import build_model
 from core.ranking import Pairs, dense_scores, top_k_blocked
-from core.tensors import EvalTargets
+from core.config import build_config
+from core.errors import ConfigError
+from core.tensors import EvalTargets, sample_targets
 
 N_ITEMS = 9
 BLOCKS = (1, 2, 3, 4, 7, None)  # None: one block; 2, 3 and 4 split the tied items across blocks
@@ -141,3 +143,14 @@ def test_the_export_is_the_same_with_and_without_blocks():
                                       include_seen=include_seen, batch_size=16, block_columns=block)
             assert (ids == whole[0]).all()
             assert np.allclose(scores, whole[1], rtol=1e-6, atol=0)
+
+
+def test_val_sample_is_a_fixed_seeded_subset_in_order_and_bad_sizes_are_refused():
+    targets, _, _ = tied_targets(n_customers=30)
+    sample = sample_targets(targets, 7)
+    again = sample_targets(targets, 7)
+    assert len(sample) == 7 and torch.equal(sample.starts, again.starts)
+    assert (torch.diff(sample.starts) > 0).all() and set(sample.starts.tolist()) <= set(targets.starts.tolist())
+    assert sample_targets(targets, 0) is targets and sample_targets(targets, 30) is targets
+    with pytest.raises(ConfigError, match="val_sample"):
+        build_config({"val_sample": -1})
