@@ -135,12 +135,14 @@ def _batch_ranks(scored: ItemScores | torch.Tensor, blend: Scorer | None, inputs
             block[rows, columns] = float("-inf")
         here = torch.nonzero((answers >= lo) & (answers < hi))[:, 0]
         buffer = torch.empty_like(block) if more is not None else None                        # reused by every weight
+        above = torch.empty(block.shape, dtype=torch.bool, device=block.device)              # reused by every weight
         for w in weights:
             ranked = block if w == 0 else torch.add(block, more, alpha=w, out=buffer)         # -inf stays -inf
             target = wanted[w]
-            counts[w] += (ranked >= target[:, None]).sum(dim=1, dtype=torch.int32)
+            torch.ge(ranked, target[:, None], out=above)
+            counts[w] += above.view(torch.uint8).sum(dim=1, dtype=torch.int32)  # as bytes: 1.3x a bool sum on CPU
             counts[w][here] += 1 - (ranked[here, answers[here] - lo] >= target[here]).int()  # the target: once
-            if not exclude_seen:
+            if (w, True) in variants and not exclude_seen:
                 moved[w].index_add_(0, rows, (ranked[rows, columns] >= target[rows]).int())
         first = first_added = None
     unrankable = scored.n_columns + 1

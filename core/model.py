@@ -80,20 +80,31 @@ class LSTMRecommender(nn.Module):
 
     def scores(self, hidden: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
         """(M, H) hidden states, (M,) last items -> (M, N + 1) fp32 ranking scores: the logits, plus the blend."""
-        return self.scores_block(hidden, last, 0, self.output.out_features)
+        scores = self.logits(hidden, last=last).float()
+        if self.markov_blend:
+            scores = scores + self.blend_weight * self.markov_log_probs(last)
+        return scores
 
     def scores_block(self, hidden: torch.Tensor, last: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
-        """`scores` for items lo..hi - 1 only: (M, hi - lo) fp32 (inference: blocked ranking, core.ranking)."""
+        """`scores` for items lo..hi - 1 only: (M, hi - lo) fp32 (inference: blocked ranking, core.ranking). The
+        blend's dense part is added as a broadcast row and its sparse part at the followers: no second block."""
         scores = self.logits_block(hidden, last, lo, hi)
         if self.markov_blend:
-            scores = scores + self.blend_weight * self.markov_log_probs_block(last, lo, hi)
+            weight = float(self.blend_weight)
+            scores.add_(self.blend_log_prior[lo:hi], alpha=weight)
+            rows, index = self._followers(last, lo, hi)
+            scores.index_put_((rows, self.markov_follower[index] - lo), weight * self._blend_follower_terms(index),
+                              accumulate=True)
         return scores
 
     def logits_block(self, hidden: torch.Tensor, last: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
-        """`logits` (without the training-time leave-out) for items lo..hi - 1 only: (M, hi - lo) fp32."""
+        """`logits` (without the training-time leave-out) for items lo..hi - 1 only: (M, hi - lo) fp32; the
+        residual is added at the followers alone (log1p(0) is 0 elsewhere)."""
         scores = F.linear(self.dropout(hidden), self.output.weight[lo:hi], self.output.bias[lo:hi]).float()
         if self.markov_residual:
-            scores = scores + self.markov_weight * torch.log1p(self.transition_counts(last, lo, hi))
+            rows, index = self._followers(last, lo, hi)
+            scores.index_put_((rows, self.markov_follower[index] - lo),
+                              self.markov_weight * torch.log1p(self.markov_count[index]), accumulate=True)
         return scores
 
     def markov_log_probs(self, last: torch.Tensor) -> torch.Tensor:

@@ -111,11 +111,11 @@ def top_k_blocked(scores: ItemScores, k: int, masked: Pairs, block_columns: int 
 def _block_top_k(block: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """torch.topk of each row, with ties at the k-th value resolved to the lowest columns (topk's own choice
     among equal values is unspecified)."""
-    values, columns = torch.topk(block, k, dim=1)                                             # (B, k)
-    kth = values[:, -1:]                                                                      # (B, 1)
-    tied = torch.nonzero((block >= kth).sum(dim=1) > k)[:, 0]  # rows where more than k reach the k-th value
+    values, columns = torch.topk(block, min(k + 1, block.shape[1]), dim=1)                   # (B, k + 1)
+    tied = torch.nonzero(values[:, k] == values[:, k - 1])[:, 0] if values.shape[1] > k else values[:0, 0].long()
+    values, columns = values[:, :k], columns[:, :k]  # rows in `tied`: more than k columns reach the k-th value
     if len(tied):
-        part, cut = block[tied], kth[tied]
+        part, cut = block[tied], values[tied, -1:]
         equal = part == cut
         needed = k - (part > cut).sum(dim=1, keepdim=True)                                    # (R, 1)
         chosen = (part > cut) | (equal & (torch.cumsum(equal, dim=1) <= needed))            # exactly k per row
