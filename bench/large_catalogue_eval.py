@@ -3,13 +3,16 @@
     flock /tmp/heavy.lock python bench/large_catalogue_eval.py eval --items 100000 --customers 100000
     flock /tmp/heavy.lock python bench/large_catalogue_eval.py export --items 1000000 --customers 20000
     flock /tmp/heavy.lock python bench/large_catalogue_eval.py compare --items 1682 --customers 943
+    flock /tmp/heavy.lock python bench/large_catalogue_eval.py prepare --items 1000000 --customers 2000000
 
 A random leave-one-out log (Zipf-like item popularity, `--events` per customer on average) is built as a
 PreparedData directly, with the Markov tables and training windows a fit would build (timed as `prepare`).
 The model is untrained (random weights, the default sizes, markov_blend auto, seen_items auto): the cost of
 ranking does not depend on the weights. `eval` runs one validation as fit does (every blend weight and both
 seen-item rules), `export` every customer's top-10, `compare` the blocked validation against the
-unblocked one of commit 04d03d3 (read from git), alternated. Each prints one JSON line, with the peak RSS.
+unblocked one of commit 04d03d3 (read from git), alternated; `prepare` writes such a log as a Parquet event
+log (in a child process, not timed) and times core.data.prepare_data on it, then the training windows,
+Markov tables and validation targets of a fit. Each prints one JSON line, with the peak RSS.
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core.baselines import item_counts, markov_table  # noqa: E402
 from core.config import build_config  # noqa: E402
-from core.data import PreparedData  # noqa: E402
+from core.data import PreparedData, prepare_data  # noqa: E402
 from core.export import top_k_items  # noqa: E402
 from core.fit import evaluate_model  # noqa: E402
 from core.model import build_model  # noqa: E402
@@ -69,7 +72,7 @@ def peak_rss_gb() -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("eval", "export", "compare"))
+    parser.add_argument("what", choices=("eval", "export", "compare", "prepare", "write-log"))
     parser.add_argument("--items", type=int, required=True)
     parser.add_argument("--customers", type=int, required=True)
     parser.add_argument("--events", type=int, default=10, help="mean events per customer")
@@ -78,6 +81,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.what in ("prepare", "write-log"):
+        return prepare(args)
     began = time.perf_counter()
     data = random_log(args.items, args.customers, args.events)
     config = build_config({"val_sample": args.val_sample})
@@ -100,6 +105,36 @@ def main() -> int:
     else:
         out.update(compare(config, model, targets, args.repeats))
     out["peak_rss_gb"] = round(peak_rss_gb(), 2)
+    print(json.dumps(out))
+    return 0
+
+
+def prepare(args: argparse.Namespace) -> int:
+    """write-log: the random log as a Parquet event log; prepare: time reading and preparing it."""
+    path = Path(f"/tmp/large_catalogue_{args.items}_{args.customers}_{args.events}.parquet")
+    if args.what == "write-log":
+        data = random_log(args.items, args.customers, args.events)
+        user = np.repeat(data.user_ids, np.diff(data.user_start))
+        day = np.arange(len(data.items)) - np.repeat(data.user_start[:-1], np.diff(data.user_start))
+        pd.DataFrame({"account_number": user, "agreement_date": pd.Timestamp("2024-01-01") + pd.to_timedelta(
+            day, unit="D"), "model_number": data.items * 7 + 100}).to_parquet(path, index=False)
+        return 0
+    if not path.exists():
+        subprocess.run([sys.executable, __file__, "write-log", "--items", str(args.items), "--customers",
+                        str(args.customers), "--events", str(args.events)], check=True)
+    config = build_config({"data": str(path), "split": "leave_one_out", "description_1_col": None,
+                           "description_2_col": None})
+    began = time.perf_counter()
+    data = prepare_data(config)
+    out = {"what": "prepare", "items": data.n_items, "customers": len(data.user_ids), "events": len(data.items),
+           "prepare_data_seconds": round(time.perf_counter() - began, 1),
+           "prepare_data_peak_rss_gb": round(peak_rss_gb(), 2)}
+    began = time.perf_counter()
+    windows = training_windows(data, config.max_seq_len, TRAIN, config.window_overlap)
+    table = markov_table(data, TRAIN)
+    targets = evaluation_targets(data, VALID, config.max_seq_len, torch.device("cpu"))
+    out.update(train_windows=len(windows[0]), transitions=len(table[1]), val_targets=len(targets),
+               fit_tables_seconds=round(time.perf_counter() - began, 1), peak_rss_gb=round(peak_rss_gb(), 2))
     print(json.dumps(out))
     return 0
 
