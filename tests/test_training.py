@@ -192,9 +192,11 @@ def test_evaluation_excludes_the_whole_seen_history_not_only_the_window():
 def test_baselines_on_hand_built_data():
     data = hand_built_data()
     inputs = torch.tensor([[3], [2]])
-    popular = popularity_scorer(data, TRAIN, torch.device("cpu"))(inputs, torch.tensor([1, 1]))
+    popular = popularity_scorer(data, TRAIN, torch.device("cpu"))(inputs, torch.tensor([1, 1])).block(0, 5, None)
     assert popular[0].tolist() == [0, 2, 2, 1, 2]  # training counts of items 0..4
-    markov = markov_scorer(data, TRAIN, torch.device("cpu"))(inputs, torch.tensor([1, 1]))
+    blocks = markov_scorer(data, TRAIN, torch.device("cpu"))(inputs, torch.tensor([1, 1]))
+    markov = blocks.block(0, 5, None)
+    assert torch.equal(blocks.block(2, 4, torch.tensor([1])), markov[1:, 2:4])  # one item block, one row
     # after 3 nothing was seen in training: popularity only (scaled below 1); after 2, item 3 followed once
     assert markov[0].tolist() == pytest.approx([0, 2 / 8, 2 / 8, 1 / 8, 2 / 8])
     assert markov[1].tolist() == pytest.approx([0, 2 / 8, 2 / 8, 1 + 1 / 8, 2 / 8])
