@@ -10,7 +10,8 @@ PreparedData directly, with the Markov tables and training windows a fit would b
 The model is untrained (random weights, the default sizes, markov_blend auto, seen_items auto): the cost of
 ranking does not depend on the weights. `eval` runs one validation as fit does (every blend weight and both
 seen-item rules), `export` every customer's top-10, `compare` the blocked validation against the
-unblocked one of commit 04d03d3 (read from git), alternated; `prepare` writes such a log as a Parquet event
+unblocked one of commit 04d03d3 (read from git), alternated; `blocks` validation at 2^22, 2^24 and 2^26
+scores per block, alternated; `prepare` writes such a log as a Parquet event
 log (in a child process, not timed) and times core.data.prepare_data on it, then the training windows,
 Markov tables and validation targets of a fit. Each prints one JSON line, with the peak RSS.
 """
@@ -72,7 +73,7 @@ def peak_rss_gb() -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("eval", "export", "compare", "prepare", "write-log"))
+    parser.add_argument("what", choices=("eval", "export", "compare", "blocks", "prepare", "write-log"))
     parser.add_argument("--items", type=int, required=True)
     parser.add_argument("--customers", type=int, required=True)
     parser.add_argument("--events", type=int, default=10, help="mean events per customer")
@@ -102,6 +103,8 @@ def main() -> int:
         ids, _ = top_k_items(model, data.items, data.user_start, np.arange(len(data.user_ids)), k=10,
                              max_seq_len=config.max_seq_len)
         out.update(export_seconds=round(time.perf_counter() - began, 1), exported=int((ids > 0).sum()))
+    elif args.what == "blocks":
+        out.update(block_sizes(config, model, targets, args.repeats))
     else:
         out.update(compare(config, model, targets, args.repeats))
     out["peak_rss_gb"] = round(peak_rss_gb(), 2)
@@ -137,6 +140,21 @@ def prepare(args: argparse.Namespace) -> int:
                fit_tables_seconds=round(time.perf_counter() - began, 1), peak_rss_gb=round(peak_rss_gb(), 2))
     print(json.dumps(out))
     return 0
+
+
+def block_sizes(config, model, targets, repeats: int) -> dict:
+    """Seconds of validation at several block sizes (scores held at once), alternated."""
+    import core.ranking as ranking
+    default = ranking.BLOCK_ELEMENTS
+    seconds = {size: [] for size in (1 << 22, 1 << 24, 1 << 26)}
+    for _ in range(repeats):
+        for size in seconds:
+            ranking.BLOCK_ELEMENTS = size
+            began = time.perf_counter()
+            evaluate_model(config, model, targets)
+            seconds[size].append(round(time.perf_counter() - began, 2))
+    ranking.BLOCK_ELEMENTS = default
+    return {f"block_elements_{size}_seconds": values for size, values in seconds.items()}
 
 
 def compare(config, model, targets, repeats: int) -> dict:
