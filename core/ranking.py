@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import torch
 
 # Scores held at once: (rows x columns) of one block, 64 MB in fp32. At the default eval_batch_size (1,024)
-# that is 16,384 columns, so ML-100K (1.7K items) and Beauty (12K) are one block, as fast as an unblocked
-# pass; at 1M items smaller blocks were no faster (BENCHMARKS.md, "Large catalogues: blocked ranking").
+# that is 16,384 columns, so ML-100K (1.7K items) and Beauty (12K) are one block: the arithmetic of an
+# unblocked pass (bench/large_catalogue_eval.py compare; `blocks` times 2^22 and 2^26 against it).
 BLOCK_ELEMENTS = 1 << 24
 
 BlockFn = Callable[[int, int, "torch.Tensor | None"], torch.Tensor]  # (lo, hi, rows or None) -> (R, hi - lo) fp32
