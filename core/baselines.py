@@ -8,9 +8,10 @@ from core.batching import concat_ranges
 from core.config import Config
 from core.data import PreparedData
 from core.evaluation import Scorer, evaluate
+from core.ranking import ItemScores
 from core.samples import history_starts
 from core.split import EVAL_SPLITS
-from core.tensors import evaluation_targets, resolve_device
+from core.tensors import evaluation_targets, resolve_device, sample_targets
 
 
 def training_mask(data: PreparedData, last_period: int) -> np.ndarray:
@@ -27,8 +28,10 @@ def popularity_scorer(data: PreparedData, last_period: int, device: torch.device
     """Every history gets the same scores: training counts."""
     counts = torch.as_tensor(item_counts(data, last_period), dtype=torch.float32, device=device)
 
-    def score(inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return counts.expand(len(inputs), -1).clone()
+    def score(inputs: torch.Tensor, lengths: torch.Tensor) -> ItemScores:
+        def block(lo: int, hi: int, rows: torch.Tensor | None) -> torch.Tensor:
+            return counts[lo:hi].expand(len(inputs) if rows is None else len(rows), -1).clone()  # (R, hi - lo)
+        return ItemScores(len(inputs), len(counts), block)
     return score
 
 
@@ -58,12 +61,18 @@ def markov_scorer(data: PreparedData, last_period: int, device: torch.device) ->
         weight, torch.float32)
     prior = as_tensor(counts / (counts.sum() + 1.0), torch.float32)
 
-    def score(inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def score(inputs: torch.Tensor, lengths: torch.Tensor) -> ItemScores:
         last = inputs[torch.arange(len(inputs), device=inputs.device), lengths - 1]  # (B,)
-        rows, index = concat_ranges(indptr[last], indptr[last + 1] - indptr[last])
-        scores = prior.expand(len(inputs), -1).clone()  # (B, N + 1)
-        scores.index_put_((rows, follower[index]), weight[index], accumulate=True)
-        return scores
+
+        def block(lo: int, hi: int, rows: torch.Tensor | None) -> torch.Tensor:
+            sources = last if rows is None else last[rows]
+            row, index = concat_ranges(indptr[sources], indptr[sources + 1] - indptr[sources])
+            inside = (follower[index] >= lo) & (follower[index] < hi)  # the followers in this block only
+            row, index = row[inside], index[inside]
+            scores = prior[lo:hi].expand(len(sources), -1).clone()  # (R, hi - lo)
+            scores.index_put_((row, follower[index] - lo), weight[index], accumulate=True)
+            return scores
+        return ItemScores(len(inputs), len(prior), block)
     return score
 
 
@@ -72,6 +81,8 @@ def evaluate_baselines(config: Config, data: PreparedData, evaluate_on: str = "v
     last_train_period, target_period = EVAL_SPLITS[evaluate_on]
     device = resolve_device(config.device)
     targets = evaluation_targets(data, target_period, config.max_seq_len, device)
+    if evaluate_on == "val":
+        targets = sample_targets(targets, config.val_sample)  # the model's validation targets
     out = {}
     for name, make in (("most_popular", popularity_scorer), ("markov", markov_scorer)):
         out[name] = evaluate(make(data, last_train_period, device), targets, ks=config.ks,

@@ -71,6 +71,7 @@ class Config:
     ks: tuple[int, ...] = (5, 10, 20)
     exclude_seen: bool = False
     eval_batch_size: int = 1024
+    val_sample: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, YAML-safe values (lists instead of tuples)."""
@@ -121,6 +122,7 @@ RANGES = {
     "patience": (0, None, True, True),
     "ema_decay": (0.0, 1.0, True, False),
     "eval_batch_size": (1, None, True, True),
+    "val_sample": (0, None, True, True),
 }
 
 

@@ -4,37 +4,46 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 
 from core.batching import batch_indices, concat_ranges, gather_windows
-from core.metrics import metric_sums, target_ranks
+from core.metrics import metric_sums
+from core.ranking import ItemScores, Pairs, as_item_scores, block_edges, scores_at
 from core.tensors import EvalTargets
 
-Scorer = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (B, T) items, (B,) lengths -> (B, N + 1)
+# (B, T) items, (B,) lengths -> the scores of every item after each history: ItemScores (computed block by
+# block, core.ranking), or a dense (B, N + 1) tensor where that is cheap to hold
+Scorer = Callable[[torch.Tensor, torch.Tensor], "ItemScores | torch.Tensor"]
 
 
 def model_scorer(model: torch.nn.Module, blend: bool = True) -> Scorer:
     """Scores of the model (put in eval mode) after reading each (right-padded) history: its ranking scores
-    (with its Markov blend), or with blend=False its logits alone.
+    (with its Markov blend), or with blend=False its logits alone; computed per item block.
 
     Always in fp32, even inside an autocast region: bf16 rounding makes ties, and a tie counts against the
     target, while the baselines are scored in fp32."""
     model.eval()
 
-    def score(inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def score(inputs: torch.Tensor, lengths: torch.Tensor) -> ItemScores:
         with torch.autocast(inputs.device.type, enabled=False):
-            hidden = model(inputs)
             at_end = torch.arange(len(inputs), device=inputs.device), lengths - 1
-            if blend:
-                return model.scores(hidden[at_end], last=inputs[at_end])  # (B, N + 1)
-            return model.logits(hidden[at_end], last=inputs[at_end]).float()
+            hidden, last = model(inputs)[at_end], inputs[at_end]  # (B, H), (B,)
+
+        def block(lo: int, hi: int, rows: torch.Tensor | None) -> torch.Tensor:
+            h, l = (hidden, last) if rows is None else (hidden[rows], last[rows])
+            with torch.autocast(inputs.device.type, enabled=False):
+                return model.scores_block(h, l, lo, hi) if blend else model.logits_block(h, l, lo, hi)
+        return ItemScores(len(inputs), model.output.out_features, block)
     return score
 
 
 def markov_blend_scorer(model: torch.nn.Module) -> Scorer:
     """log p_markov(j | the history's last item) of a model built with markov_blend (up to a row constant)."""
-    def score(inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return model.markov_log_probs(inputs[torch.arange(len(inputs), device=inputs.device), lengths - 1])
+    def score(inputs: torch.Tensor, lengths: torch.Tensor) -> ItemScores:
+        last = inputs[torch.arange(len(inputs), device=inputs.device), lengths - 1]  # (B,)
+
+        def block(lo: int, hi: int, rows: torch.Tensor | None) -> torch.Tensor:
+            return model.markov_log_probs_block(last if rows is None else last[rows], lo, hi)
+        return ItemScores(len(inputs), len(model.blend_log_prior), block)
     return score
 
 
@@ -55,45 +64,30 @@ Variant = tuple[float, bool]  # (blend weight w, seen items ranked last)
 
 @torch.no_grad()
 def evaluate_variants(scorer: Scorer, blend: Scorer | None, variants: tuple[Variant, ...], targets: EvalTargets, *,
-                      ks: tuple[int, ...], exclude_seen: bool, batch_size: int,
-                      with_loss: bool = False) -> dict[Variant, dict[str, float]]:
+                      ks: tuple[int, ...], exclude_seen: bool, batch_size: int, with_loss: bool = False,
+                      block_columns: int | None = None) -> dict[Variant, dict[str, float]]:
     """`evaluate` of several rankings at once, the scorer run once per batch: for each (w, seen_last), the
     scores scorer + w * blend, with the customer's earlier items ranked last if seen_last (as exclude_seen
     does for every variant). Returns {variant: metrics}; the loss, if asked, is the scorer's alone.
 
-    Each blend weight costs one pass over the (B, N + 1) scores; ranking seen items last costs only a look
-    at the customer's own items: the target moves up by the number of them that scored at least as high."""
+    Items are scored in blocks of block_columns (default: core.ranking.BLOCK_ELEMENTS // batch size) and
+    each target's rank is the count, summed over the blocks, of the items scoring at least as high."""
     items = targets.items
     ranks: dict[Variant, list[torch.Tensor]] = {v: [] for v in variants}
     loss = torch.zeros((), device=items.device)
-    weights = list(dict.fromkeys(w for w, _ in variants))
     for batch in batch_indices(len(targets), batch_size):
         batch = batch.to(items.device)
         start, length = targets.starts[batch], targets.lengths[batch]
         target_pos = start + length
-        answers = items[target_pos]
         inputs = gather_windows(items, start, length, int(length.max()))
-        scores = scorer(inputs, length)  # (B, N + 1)
-        if with_loss:
-            loss += F.cross_entropy(scores, answers, reduction="sum")
-        scores[:, 0] = float("-inf")
         first = targets.history_first[batch]
         rows, index = concat_ranges(first, target_pos - first)
-        if exclude_seen:
-            scores[rows, items[index]] = float("-inf")
-        elif any(last for _, last in variants):  # each (customer, item) once: an item had twice moves it up once
-            pairs = torch.unique(rows * scores.shape[1] + items[index])
-            seen_rows, seen_items = pairs // scores.shape[1], pairs % scores.shape[1]
-        added = blend(inputs, length) if blend is not None and any(weights) else None
-        blended = torch.empty_like(scores) if any(weights) else None  # reused by every weight
-        for w in weights:
-            ranked = scores if w == 0 else torch.add(scores, added, alpha=w, out=blended)  # -inf stays -inf
-            kept = target_ranks(ranked, answers)  # (B,)
-            if (w, False) in ranks:
-                ranks[w, False].append(kept)
-            if (w, True) in ranks:
-                ranks[w, True].append(kept if exclude_seen else _ranks_with_seen_last(
-                    ranked, answers, kept, seen_rows, seen_items))
+        seen = Pairs.of(rows, items[index], len(batch))
+        batch_ranks, batch_loss = _batch_ranks(scorer(inputs, length), blend, inputs, length, items[target_pos],
+                                               seen, variants, exclude_seen, with_loss, block_columns)
+        loss += batch_loss
+        for variant, part in batch_ranks.items():
+            ranks[variant].append(part)
     n = max(len(targets), 1)
     out = {}
     for variant, parts in ranks.items():
@@ -104,15 +98,58 @@ def evaluate_variants(scorer: Scorer, blend: Scorer | None, variants: tuple[Vari
     return out
 
 
-def _ranks_with_seen_last(scores: torch.Tensor, answers: torch.Tensor, ranks: torch.Tensor, seen_rows: torch.Tensor,
-                          seen_items: torch.Tensor) -> torch.Tensor:
-    """The targets' ranks once the (row, item) pairs given (unique) are scored -inf: a seen target cannot be
-    ranked (one past the last item, as target_ranks does), any other target moves up past each seen item
-    that scored at least as high."""
-    target_scores = scores.gather(1, answers[:, None])[:, 0]  # (B,)
-    above = scores[seen_rows, seen_items] >= target_scores[seen_rows]
-    moved = torch.zeros_like(ranks).index_add_(0, seen_rows, above.to(ranks.dtype))
+def _batch_ranks(scored: ItemScores | torch.Tensor, blend: Scorer | None, inputs: torch.Tensor, lengths: torch.Tensor,
+                 answers: torch.Tensor, seen: Pairs, variants: tuple[Variant, ...], exclude_seen: bool,
+                 with_loss: bool, block_columns: int | None) -> tuple[dict[Variant, torch.Tensor], torch.Tensor]:
+    """One batch's (B,) ranks for every variant, and its summed cross-entropy (0 unless with_loss).
+
+    Each target's score comes first, from the block that holds it; then per block the items scoring at
+    least as high are counted (ties against the target), and, for seen_last, the customer's own items among
+    them, which the target then moves up past. Each blend weight costs one pass over a block, not the catalogue."""
+    scored = as_item_scores(scored)
+    weights = list(dict.fromkeys(w for w, _ in variants))
+    added = as_item_scores(blend(inputs, lengths)) if blend is not None and any(weights) else None
+    edges = block_edges(scored.n_columns, scored.n_rows, block_columns)
+    first = scored.block(*edges[0], None)                                                     # (B, C)
+    first_added = added.block(*edges[0], None) if added is not None else None
+    raw = scores_at(scored, answers, edges, first)                                            # (B,) unmasked
     target_seen = torch.zeros(len(answers), dtype=torch.bool, device=answers.device)
-    target_seen[seen_rows[seen_items == answers[seen_rows]]] = True
-    unrankable = scores.shape[1] + 1
-    return torch.where(target_seen | (ranks == unrankable), unrankable, ranks - moved)
+    target_seen[seen.rows[seen.items == answers[seen.rows]]] = True
+    masked = (answers == 0) | target_seen if exclude_seen else answers == 0
+    wanted = {0.0: torch.where(masked, float("-inf"), raw)}                                  # (B,) per weight
+    if added is not None:
+        extra = scores_at(added, answers, edges, first_added)
+        wanted.update({w: torch.add(wanted[0.0], extra, alpha=w) for w in weights if w != 0})
+    counts = {w: torch.zeros(len(answers), dtype=torch.int32, device=answers.device) for w in weights}
+    moved = {w: torch.zeros_like(counts[w]) for w in weights}
+    log_total = torch.full_like(raw, float("-inf"))
+    for lo, hi in edges:
+        block = first if lo == 0 else scored.block(lo, hi, None)                              # (B, C)
+        more = None if added is None else first_added if lo == 0 else added.block(lo, hi, None)
+        if with_loss:
+            log_total = torch.logaddexp(log_total, torch.logsumexp(block, dim=1))
+        if lo == 0:
+            block[:, 0] = float("-inf")
+        rows, columns = seen.in_block(lo, hi)
+        if exclude_seen:
+            block[rows, columns] = float("-inf")
+        here = torch.nonzero((answers >= lo) & (answers < hi))[:, 0]
+        buffer = torch.empty_like(block) if more is not None else None                        # reused by every weight
+        above = torch.empty(block.shape, dtype=torch.bool, device=block.device)              # reused by every weight
+        for w in weights:
+            ranked = block if w == 0 else torch.add(block, more, alpha=w, out=buffer)         # -inf stays -inf
+            target = wanted[w]
+            torch.ge(ranked, target[:, None], out=above)
+            counts[w] += above.view(torch.uint8).sum(dim=1, dtype=torch.int32)  # as bytes: 1.3x a bool sum on CPU
+            counts[w][here] += 1 - (ranked[here, answers[here] - lo] >= target[here]).int()  # the target: once
+            if (w, True) in variants and not exclude_seen:
+                moved[w].index_add_(0, rows, (ranked[rows, columns] >= target[rows]).int())
+        first = first_added = None
+    unrankable = scored.n_columns + 1
+    out = {}
+    for w, last in variants:
+        rank = torch.where(torch.isnan(wanted[w]) | torch.isneginf(wanted[w]), unrankable, counts[w])
+        out[w, last] = torch.where(target_seen | (rank == unrankable), unrankable, rank - moved[w]) \
+            if last and not exclude_seen else rank
+    loss = (log_total - raw).sum() if with_loss else torch.zeros((), device=answers.device)
+    return out, loss

@@ -2,10 +2,10 @@
 
 Customers are processed in batches on the model's device. Within a batch: one LSTM pass over each
 customer's last max_seq_len items (right-padded, batches formed by history length so that little
-padding is computed), one (B, H) x (H, N + 1) product for the scores, the customer's whole history
-masked out with one scatter, and top-K on the logits; only the K kept values are turned into
-probabilities, with each row's softmax denominator summed in place, so the scores equal
-core.recommend.recommend's. Memory stays bounded by the batch: one reused (B, N + 1) block.
+padding is computed), then the items in blocks (core.ranking.top_k_blocked): per block the scores, the
+customer's whole history masked out, a running top-K and a running softmax denominator, so the scores
+reported are the model's probabilities. Memory stays bounded by one block, whatever the catalogue size.
+core.recommend's one history and the server's batches use the same kernel.
 """
 from __future__ import annotations
 
@@ -18,8 +18,10 @@ import torch
 
 from core.artifact import SavedModel
 from core.errors import DataError
+from core.evaluation import model_scorer
 from core.ids import positions_of
 from core.model import LSTMRecommender
+from core.ranking import Pairs, top_k_blocked
 
 EXPORT_COLUMNS = ["customer", "rank", "item_number", "description_1", "description_2", "score"]
 OUTPUT_SUFFIXES = (".parquet", ".csv")
@@ -80,57 +82,31 @@ def read_customer_ids(path: str | Path) -> list[str]:
 @torch.no_grad()
 def top_k_items(model: LSTMRecommender, items: np.ndarray, user_start: np.ndarray, positions: np.ndarray,
                 k: int, max_seq_len: int, include_seen: bool = False, batch_size: int = 4096,
-                on_batch: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                on_batch: Callable[[int], None] | None = None,
+                block_columns: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(C, k) item ids and (C, k) probabilities for the customers at `positions`; id 0 / score 0 where fewer
-    than k items are left to recommend."""
-    model.eval()  # dropout is the identity from here on, so the output layer is one addmm
+    than k items are left to recommend. Items are scored in blocks (core.ranking.top_k_blocked)."""
+    scorer = model_scorer(model)  # puts the model in eval mode: dropout is the identity from here on
     device = next(model.parameters()).device
-    weight, bias = model.output.weight, model.output.bias                                    # (N + 1, H), (N + 1,)
-    k_kept = min(k, len(bias) - 1)
+    k_kept = min(k, model.output.out_features - 1)
     ends = user_start[positions + 1]
     full_start = user_start[positions]
     window_length = np.minimum(ends - full_start, max_seq_len)
     order = np.argsort(window_length, kind="stable")  # a batch holds histories of about one length: little padding
     items_t = torch.from_numpy(np.ascontiguousarray(items, dtype=np.int64)).to(device)
-    logits = torch.empty(min(batch_size, len(order)), len(bias), device=device)               # reused: (B, N + 1)
     top_ids = np.zeros((len(positions), k), dtype=np.int64)
     top_scores = np.zeros((len(positions), k), dtype=np.float32)
     for first in range(0, len(order), batch_size):
         rows = order[first:first + batch_size]
         lengths = torch.from_numpy(window_length[rows]).to(device)
         window = _windows(items_t, torch.from_numpy(ends[rows]).to(device), lengths)        # (B, T)
-        hidden = model(window)[torch.arange(len(rows), device=device), lengths - 1]          # (B, H)
-        block = torch.addmm(bias, hidden, weight.T, out=logits[:len(rows)])                   # (B, N + 1)
-        model.add_markov_terms_(block, items_t[torch.from_numpy(ends[rows] - 1).to(device)])
-        masked = _masked_flat_index(items_t, full_start[rows], ends[rows], include_seen, len(bias), device)
-        values, indices, scores = _top_k_probabilities(block, masked, k_kept)
-        top_ids[rows, :k_kept] = indices.cpu().numpy()
-        top_scores[rows, :k_kept] = scores.cpu().numpy()
+        masked = _masked_pairs(items_t, full_start[rows], ends[rows], include_seen, device)
+        values, columns, log_total = top_k_blocked(scorer(window, lengths), k_kept, masked, block_columns)
+        top_ids[rows, :k_kept] = columns.cpu().numpy()
+        top_scores[rows, :k_kept] = torch.exp(values - log_total[:, None]).cpu().numpy()      # -inf -> 0
         if on_batch is not None:
             on_batch(len(rows))
     return top_ids, top_scores
-
-
-def _top_k_probabilities(logits: torch.Tensor, masked: torch.Tensor,
-                         k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Top-k of a (B, N + 1) logit block outside the `masked` flat indices, with their softmax over all columns.
-
-    Overwrites `logits`. The softmax's denominator is summed in place after the top-k (no (B, N + 1) copy):
-    the unmasked columns from the block, the few masked ones from their values gathered beforehand.
-    """
-    n_columns = logits.shape[1]
-    flat = logits.view(-1)
-    masked_values = flat[masked]                                                              # (S,)
-    flat[masked] = float("-inf")
-    values, indices = torch.topk(logits, k, dim=1)                                            # (B, k)
-    row = masked // n_columns
-    shift = values[:, 0].clone()                                                              # (B,) row maximum:
-    shift.scatter_reduce_(0, row, masked_values, reduce="amax")                                # of kept or masked
-    total = logits.sub_(shift[:, None]).exp_().sum(dim=1)                                     # (B,)
-    total.index_add_(0, row, torch.exp(masked_values - shift[row]))
-    scores = torch.exp(values - shift[:, None]) / total[:, None]                             # -inf -> 0
-    indices[~torch.isfinite(values)] = 0
-    return values, indices, scores
 
 
 def _windows(items: torch.Tensor, ends: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -141,18 +117,14 @@ def _windows(items: torch.Tensor, ends: torch.Tensor, lengths: torch.Tensor) -> 
     return torch.where(inside, items[index.clamp(max=len(items) - 1)], 0)
 
 
-def _masked_flat_index(items: torch.Tensor, starts: np.ndarray, ends: np.ndarray, include_seen: bool,
-                       n_columns: int, device: torch.device) -> torch.Tensor:
-    """Sorted unique flat indices into a (B, n_columns) block: column 0 (padding) of every row, and unless
-    include_seen every item of each row's whole history."""
-    pad = torch.arange(len(starts), device=device) * n_columns
-    if include_seen:
-        return pad
-    counts = ends - starts
+def _masked_pairs(items: torch.Tensor, starts: np.ndarray, ends: np.ndarray, include_seen: bool,
+                  device: torch.device) -> Pairs:
+    """(row, item) of every item of each row's whole history, or none with include_seen (the top-K kernel
+    leaves padding out itself)."""
+    counts = np.zeros(len(starts), dtype=np.int64) if include_seen else ends - starts
     row = np.repeat(np.arange(len(starts)), counts)                                           # (S,)
     event = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())  # (S,) into items
-    seen = torch.from_numpy(row).to(device) * n_columns + items[torch.from_numpy(event).to(device)]
-    return torch.unique(torch.cat([pad, seen]))  # an item rented twice is masked, and summed, once
+    return Pairs.of(torch.from_numpy(row).to(device), items[torch.from_numpy(event).to(device)], len(starts))
 
 
 def recommendation_frame(catalog: pd.DataFrame, customer_ids: np.ndarray, item_ids: np.ndarray,

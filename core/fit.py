@@ -34,6 +34,7 @@ from core.tensors import (
     TrainingSamples,
     evaluation_targets,
     resolve_device,
+    sample_targets,
     training_samples,
 )
 
@@ -118,6 +119,8 @@ def fit(config: Config | Mapping[str, Any], data: PreparedData | None = None, re
     if len(samples) == 0:
         raise ConfigError(f"{config.data}: no training samples (no customer has 2 events in the training period)")
     targets = evaluation_targets(data, target_period, config.max_seq_len, device)
+    if evaluate_on == "val":
+        targets = sample_targets(targets, config.val_sample)  # test: always every target
 
     torch.manual_seed(config.seed)
     model = build_model(data.n_items, config.embed_dim, config.hidden_dim, config.num_layers, config.dropout,
@@ -180,7 +183,7 @@ def choose_on_validation(config: Config, data: PreparedData) -> Config:
     """What training for test takes from a validation run of the same config (validation_choices)."""
     if not config.patience and not needs_validation_choices(config):
         return config
-    result = fit(config, data)
+    result = fit(dataclasses.replace(config, val_sample=0), data)  # what is kept for test: chosen on every target
     return dataclasses.replace(config, **validation_choices(config, result.best, result.best_epoch))
 
 

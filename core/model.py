@@ -122,42 +122,59 @@ class LSTMRecommender(nn.Module):
             scores = scores + self.blend_weight * self.markov_log_probs(last)
         return scores
 
+    def scores_block(self, hidden: torch.Tensor, last: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
+        """`scores` for items lo..hi - 1 only: (M, hi - lo) fp32 (inference: blocked ranking, core.ranking). The
+        blend's dense part is added as a broadcast row and its sparse part at the followers: no second block."""
+        scores = self.logits_block(hidden, last, lo, hi)
+        if self.markov_blend:
+            weight = float(self.blend_weight)
+            scores.add_(self.blend_log_prior[lo:hi], alpha=weight)
+            rows, index = self._followers(last, lo, hi)
+            scores.index_put_((rows, self.markov_follower[index] - lo), weight * self._blend_follower_terms(index),
+                              accumulate=True)
+        return scores
+
+    def logits_block(self, hidden: torch.Tensor, last: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
+        """`logits` (without the training-time leave-out) for items lo..hi - 1 only: (M, hi - lo) fp32; the
+        residual is added at the followers alone (log1p(0) is 0 elsewhere)."""
+        scores = F.linear(self.dropout(hidden), self.output.weight[lo:hi], self.output.bias[lo:hi]).float()
+        if self.markov_residual:
+            rows, index = self._followers(last, lo, hi)
+            scores.index_put_((rows, self.markov_follower[index] - lo),
+                              self.markov_weight * torch.log1p(self.markov_count[index]), accumulate=True)
+        return scores
+
     def markov_log_probs(self, last: torch.Tensor) -> torch.Tensor:
         """(M,) items -> (M, N + 1) log p_markov(j | last) up to a per-row constant (see the module docstring)."""
-        out = self.blend_log_prior.expand(len(last), -1).clone()
-        rows, index = self._followers(last)
-        out[rows, self.markov_follower[index]] += self._blend_follower_terms(index)
+        return self.markov_log_probs_block(last, 0, len(self.blend_log_prior))
+
+    def markov_log_probs_block(self, last: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
+        """`markov_log_probs` for items lo..hi - 1 only: (M, hi - lo), from the followers in that range alone."""
+        out = self.blend_log_prior[lo:hi].expand(len(last), -1).clone()
+        rows, index = self._followers(last, lo, hi)
+        out[rows, self.markov_follower[index] - lo] += self._blend_follower_terms(index)
         return out
 
     def _blend_follower_terms(self, index: torch.Tensor) -> torch.Tensor:
         """log1p(count(i -> j) / (ALPHA p(j))) for the transitions at `index`: the blend's sparse part."""
         return torch.log1p(self.markov_count[index] / self.blend_log_prior[self.markov_follower[index]].exp())
 
-    def _followers(self, last: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(row, index into the table) of every transition out of each row's last item."""
-        return concat_ranges(self.markov_indptr[last], self.markov_indptr[last + 1] - self.markov_indptr[last])
+    def _followers(self, last: torch.Tensor, lo: int = 0, hi: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(row, index into the table) of every transition out of each row's last item to an item in lo..hi - 1."""
+        rows, index = concat_ranges(self.markov_indptr[last], self.markov_indptr[last + 1] - self.markov_indptr[last])
+        if lo == 0 and hi is None:
+            return rows, index
+        follower = self.markov_follower[index]
+        inside = (follower >= lo) & (follower < (len(self.markov_indptr) - 1 if hi is None else hi))
+        return rows[inside], index[inside]
 
-    def transition_counts(self, last: torch.Tensor) -> torch.Tensor:
-        """(M,) items -> (M, N + 1) how often each item followed it in training."""
-        counts = torch.zeros(len(last), len(self.markov_indptr) - 1, device=last.device)
-        rows, index = self._followers(last)
-        counts[rows, self.markov_follower[index]] = self.markov_count[index]  # (source, follower) pairs are unique
+    def transition_counts(self, last: torch.Tensor, lo: int = 0, hi: int | None = None) -> torch.Tensor:
+        """(M,) items -> (M, hi - lo) how often each item of lo..hi - 1 (default: all) followed it in training."""
+        hi = len(self.markov_indptr) - 1 if hi is None else hi
+        counts = torch.zeros(len(last), hi - lo, device=last.device)
+        rows, index = self._followers(last, lo, hi)
+        counts[rows, self.markov_follower[index] - lo] = self.markov_count[index]  # (source, follower) pairs unique
         return counts
-
-    def add_markov_terms_(self, scores: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
-        """In place, without a second (M, N + 1) block: the plain logits `scores` become `self.scores` (inference)."""
-        if not (self.markov_residual or self.markov_blend):
-            return scores
-        rows, index = self._followers(last)
-        follower, count = self.markov_follower[index], self.markov_count[index]
-        added = torch.zeros_like(count)
-        if self.markov_residual:
-            added += self.markov_weight * torch.log1p(count)
-        if self.markov_blend:
-            scores.add_(self.blend_weight * self.blend_log_prior)
-            added += self.blend_weight * self._blend_follower_terms(index)
-        scores.index_put_((rows, follower), added, accumulate=True)
-        return scores
 
 
 def build_model(n_items: int, embed_dim: int, hidden_dim: int, num_layers: int, dropout: float,

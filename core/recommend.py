@@ -5,7 +5,6 @@ import difflib
 
 import numpy as np
 import pandas as pd
-import torch
 
 from core.artifact import SavedModel
 from core.errors import DataError
@@ -58,7 +57,6 @@ def _near_ids(user_ids: np.ndarray, customer: str) -> str:
     return f"ids {user_ids.min()}..{user_ids.max()}; nearest: {', '.join(map(str, near))}"
 
 
-@torch.no_grad()
 def recommend(model: LSTMRecommender, catalog: pd.DataFrame, history: np.ndarray, k: int = 5,
               max_seq_len: int = 20, exclude_seen: bool = True) -> pd.DataFrame:
     """The k items the model rates most likely next after `history` (item ids, oldest first).
@@ -69,22 +67,17 @@ def recommend(model: LSTMRecommender, catalog: pd.DataFrame, history: np.ndarray
         raise DataError("the history is empty: give at least one item")
     if k < 1:
         raise DataError(f"k must be at least 1, got {k}")
-    model.eval()
-    device = next(model.parameters()).device
-    window = torch.tensor(np.array(history[-max_seq_len:], dtype=np.int64), device=device)[None]  # (1, T)
-    scores = torch.softmax(model.scores(model(window)[:, -1], last=window[:, -1])[0], dim=-1)  # (N + 1,)
-    scores[0] = float("-inf")
-    if exclude_seen:
-        scores[torch.tensor(np.array(history, dtype=np.int64), device=device)] = float("-inf")
-    available = int(torch.isfinite(scores).sum())
-    top = torch.topk(scores, min(k, available))
-    rows = catalog.iloc[top.indices.cpu().numpy() - 1]
+    ids, probabilities = top_k_items(model, np.asarray(history, dtype=np.int64), np.array([0, len(history)]),
+                                     np.array([0]), k=k, max_seq_len=max_seq_len, include_seen=not exclude_seen)
+    kept = ids[0] > 0  # 0: fewer than k items were left to recommend
+    top_ids, top_scores = ids[0][kept], probabilities[0][kept]
+    rows = catalog.iloc[top_ids - 1]
     return pd.DataFrame({
         "rank": np.arange(1, len(rows) + 1),
         "item_number": rows["item_number"].to_numpy(),
         "description_1": rows["description_1"].to_numpy(),
         "description_2": rows["description_2"].to_numpy(),
-        "score": top.values.cpu().numpy(),
+        "score": top_scores,
     })
 
 

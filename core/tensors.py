@@ -74,3 +74,16 @@ def evaluation_targets(data: PreparedData, period: int, max_seq_len: int, device
     starts, lengths = torch.tensor(starts[order], device=device), torch.tensor(lengths[order], device=device)
     history_first = torch.tensor(history_starts(data), device=device)[starts + lengths]
     return EvalTargets(items=items, starts=starts, lengths=lengths, history_first=history_first)
+
+
+VAL_SAMPLE_SEED = 0  # one sample for every trial and seed of a search, so that their scores compare
+
+
+def sample_targets(targets: EvalTargets, size: int) -> EvalTargets:
+    """A fixed, seeded sample of `size` targets (all of them if size is 0 or at least their number), in their order."""
+    if not size or size >= len(targets):
+        return targets
+    chosen = np.sort(np.random.default_rng(VAL_SAMPLE_SEED).choice(len(targets), size, replace=False))
+    index = torch.as_tensor(chosen, device=targets.starts.device)
+    return EvalTargets(items=targets.items, starts=targets.starts[index], lengths=targets.lengths[index],
+                       history_first=targets.history_first[index])

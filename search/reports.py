@@ -132,6 +132,9 @@ def write_summary(path: Path, table: pd.DataFrame, plan: SearchPlan, spec: Searc
     metric = settings.metric
     lines = [f"# Search {plan.name}", "", _status_line(table, plan), "",
              f"Data: `{plan.config['data']}` ({facts.data_stats}).", *_effort_lines(table, plan, spec, facts)]
+    if plan.config.get("val_sample"):
+        lines.append(f"Validation scored on a fixed, seeded sample of {plan.config['val_sample']} targets "
+                     "(`val_sample`; trials and baselines alike); retraining validates and tests on every target.")
     if plan.warm_start:
         lines.append(f"Warm start: Optuna first learnt the finished trials of `{plan.warm_start}`.")
     best = best_row(table, metric, settings.mode)

@@ -1,11 +1,13 @@
 """The search's reports from hand-built trial records (no Ray)."""
+import dataclasses
+
 import pandas as pd
 import yaml
 
 from core.config import build_config
 from search.plan import SearchPlan, Status
 from search.records import TrialRecord
-from search.reports import SearchFacts, trial_table, write_outputs
+from search.reports import SearchFacts, trial_table, write_outputs, write_summary
 from search.space import SearchSettings, SearchSpec
 
 
@@ -55,3 +57,8 @@ def test_reports_name_the_best_trial_its_peak_epoch_and_the_errors(tmp_path):
     assert "| base config (its best epoch) | 0.1 | " in summary
     assert "- trial 4 (d): DivergedError: training loss became nan" in summary
     assert all((tmp_path / f).is_file() for f in ("trials.csv", "search_progress.png", "parameters.png"))
+    assert "seeded sample" not in summary
+    sampled = dataclasses.replace(plan, config=build_config({"val_sample": 500}).to_dict())
+    write_summary(tmp_path / "sampled.md", trial_table(RECORDS, ["lr"], "val_ndcg@5", "max", max_epochs=3),
+                  sampled, spec, facts)
+    assert "Validation scored on a fixed, seeded sample of 500 targets" in (tmp_path / "sampled.md").read_text()

@@ -192,9 +192,11 @@ def test_evaluation_excludes_the_whole_seen_history_not_only_the_window():
 def test_baselines_on_hand_built_data():
     data = hand_built_data()
     inputs = torch.tensor([[3], [2]])
-    popular = popularity_scorer(data, TRAIN, torch.device("cpu"))(inputs, torch.tensor([1, 1]))
+    popular = popularity_scorer(data, TRAIN, torch.device("cpu"))(inputs, torch.tensor([1, 1])).block(0, 5, None)
     assert popular[0].tolist() == [0, 2, 2, 1, 2]  # training counts of items 0..4
-    markov = markov_scorer(data, TRAIN, torch.device("cpu"))(inputs, torch.tensor([1, 1]))
+    blocks = markov_scorer(data, TRAIN, torch.device("cpu"))(inputs, torch.tensor([1, 1]))
+    markov = blocks.block(0, 5, None)
+    assert torch.equal(blocks.block(2, 4, torch.tensor([1])), markov[1:, 2:4])  # one item block, one row
     # after 3 nothing was seen in training: popularity only (scaled below 1); after 2, item 3 followed once
     assert markov[0].tolist() == pytest.approx([0, 2 / 8, 2 / 8, 1 / 8, 2 / 8])
     assert markov[1].tolist() == pytest.approx([0, 2 / 8, 2 / 8, 1 + 1 / 8, 2 / 8])
@@ -241,9 +243,9 @@ def test_scores_are_fp32_inside_a_bf16_autocast_region(tiny_config):
     data = prepare_data(build_config(tiny_config))
     model = build_model(data.n_items, 8, 16, 1, 0.0)
     inputs, lengths = torch.tensor([[1, 2, 3], [4, 5, 0]]), torch.tensor([3, 2])
-    plain = model_scorer(model)(inputs, lengths)
+    plain = model_scorer(model)(inputs, lengths).block(0, data.n_items + 1, None)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        inside = model_scorer(model)(inputs, lengths)
+        inside = model_scorer(model)(inputs, lengths).block(0, data.n_items + 1, None)
         assert model.output(torch.ones(1, 16)).dtype == torch.bfloat16  # autocast is really on here
     assert inside.dtype == torch.float32 and torch.equal(plain, inside)
 
@@ -268,11 +270,12 @@ def test_the_markov_residual_adds_w_log1p_counts_and_leaves_the_own_pair_out_in_
     training = model.logits(hidden, last=last, targets=torch.tensor([2, 3, 1])) - plain
     expected[0, 2], expected[1, 3] = 2 * math.log(2), 0.0  # each position's own pair counted once less
     assert torch.allclose(training, expected, atol=1e-6)
-    block = plain.detach().clone()  # the export's in-place, sparse path agrees with the dense one
-    assert torch.allclose(model.add_markov_terms_(block, last), model.logits(hidden, last=last), atol=1e-6)
+    with torch.no_grad():  # item blocks (blocked ranking, export) agree with the whole row
+        blocks = torch.cat([model.logits_block(hidden, last, lo, min(lo + 2, 5)) for lo in range(0, 5, 2)], dim=1)
+        assert torch.allclose(blocks, model.logits(hidden, last=last), atol=1e-6)
 
 
-def test_the_markov_blend_adds_w_log_of_the_smoothed_transitions_and_the_export_path_agrees():
+def test_the_markov_blend_adds_w_log_of_the_smoothed_transitions_and_item_blocks_agree():
     data = hand_built_data()  # training transitions: 1->2 twice, 2->3 once, 4->4 once; item counts 2, 2, 1, 2
     model = build_model(data.n_items, 4, 6, 1, 0.0, markov_residual=True, markov_blend=True)
     model.set_markov_table(*markov_table(data, TRAIN), item_counts(data, TRAIN))
@@ -287,8 +290,8 @@ def test_the_markov_blend_adds_w_log_of_the_smoothed_transitions_and_the_export_
     with torch.no_grad():
         model.blend_weight.fill_(0.5)
         assert torch.allclose(model.scores(hidden, last) - model.logits(hidden, last=last), 0.5 * expected, atol=1e-6)
-        block = model.output(hidden).clone()  # the export's in-place path: residual and blend
-        assert torch.allclose(model.add_markov_terms_(block, last), model.scores(hidden, last), atol=1e-5)
+        blocks = torch.cat([model.scores_block(hidden, last, lo, min(lo + 2, 5)) for lo in range(0, 5, 2)], dim=1)
+        assert torch.allclose(blocks, model.scores(hidden, last), atol=1e-6)  # item blocks: residual and blend
 
 
 def test_blend_weights_are_evaluated_in_one_pass_with_exact_metrics():
