@@ -67,7 +67,7 @@ def markov_scorer(data: PreparedData, last_period: int, device: torch.device) ->
     return score
 
 
-BASELINES = {"most_popular": popularity_scorer, "markov": markov_scorer}
+BASELINES = {"markov": markov_scorer, "most_popular": popularity_scorer}
 
 
 def model_seen_last(config: Config) -> bool:

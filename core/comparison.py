@@ -47,32 +47,56 @@ def model_target_ndcg(config: Config, model: LSTMRecommender, targets: EvalTarge
     return target_ndcg(config, *model_ranking(config, model), targets)
 
 
-def compare_with_baselines(config: Config, data: PreparedData, targets: EvalTargets, model_ndcg: list[np.ndarray],
-                           model: LSTMRecommender, evaluate_on: str = "test") -> dict[str, Any]:
-    """The paired NDCG margin over each baseline (the per-target NDCG averaged over the seeds given), and the
-    beyond-accuracy figures of `model` (one seed's) and of each baseline, with top-K at the first K."""
+def compare_with_baselines(config: Config, data: PreparedData, targets: EvalTargets, per_target: dict[str, np.ndarray],
+                           seeds: int, model: LSTMRecommender, evaluate_on: str = "test") -> dict[str, Any]:
+    """The paired NDCG margin over each baseline and NDCG by slice, from target_figures' arrays (the model's
+    NDCG averaged over `seeds` seeds), with the catalogue figures of `model` (one seed's) and of each baseline."""
+    return {**summarise_targets(per_target, seeds, config.seed, config.ks[0]),
+            "seen_items_last": model_seen_last(config), "exclude_seen": config.exclude_seen,
+            **catalogue_comparison(config, data, targets, model, evaluate_on), "catalogue_of": "the kept seed's model"}
+
+
+def target_figures(config: Config, data: PreparedData, targets: EvalTargets, model_ndcg: list[np.ndarray],
+                   evaluate_on: str = "test") -> dict[str, np.ndarray]:
+    """(T,) arrays: NDCG at the first K of the model (averaged over the seeds given) and of each baseline,
+    ranked under the model's seen-item rule; each target's history length and whether it is a head item."""
+    last_train_period = EVAL_SPLITS[evaluate_on][0]
+    device, seen_last = resolve_device(config.device), model_seen_last(config)
+    out = {"model": np.mean(model_ndcg, axis=0)}
+    out.update({name: target_ndcg(config, make(data, last_train_period, device), None, (0.0, seen_last), targets)
+                for name, make in BASELINES.items()})
+    head = head_items(item_counts(data, last_train_period))
+    out["history_length"] = history_lengths(targets)
+    out["target_head"] = head[targets.items[targets.starts + targets.lengths].cpu().numpy()]
+    return out
+
+
+def summarise_targets(per_target: dict[str, np.ndarray], seeds: int, seed: int = 0,
+                      k: int = 5) -> dict[str, Any]:
+    """From target_figures' arrays: the paired margin of the model over each baseline (95% intervals, Wilcoxon)
+    and every recommender's mean NDCG by history length and by target popularity."""
+    ndcg = {name: v for name, v in per_target.items() if name not in ("history_length", "target_head")}
+    head = per_target["target_head"].astype(bool)
+    return {"metric": metric_name("ndcg", k), "seeds": seeds,
+            "paired": {name: paired_difference(ndcg["model"], v, seed=seed) for name, v in ndcg.items()
+                       if name != "model"},
+            "by_history_length": sliced_means(ndcg, history_slices(per_target["history_length"])),
+            "by_target_popularity": sliced_means(ndcg, {"head": head, "tail": ~head})}
+
+
+def catalogue_comparison(config: Config, data: PreparedData, targets: EvalTargets, model: LSTMRecommender,
+                         evaluate_on: str = "test") -> dict[str, Any]:
+    """Coverage, mean popularity and long-tail share of the top-K lists (K: the first) of the model and of
+    each baseline over every target, and the targets' own popularity."""
     last_train_period = EVAL_SPLITS[evaluate_on][0]
     device, k, seen_last = resolve_device(config.device), config.ks[0], model_seen_last(config)
-    scorers = {name: make(data, last_train_period, device) for name, make in BASELINES.items()}
-    ndcg = {"model": np.mean(model_ndcg, axis=0)}  # (T,) averaged over seeds
-    ndcg.update({name: target_ndcg(config, scorer, None, (0.0, seen_last), targets)
-                 for name, scorer in scorers.items()})
-    lists = {"model": top_k_lists(*model_ranking(config, model), targets, k=k, exclude_seen=config.exclude_seen,
-                                  batch_size=config.eval_batch_size)}
-    lists.update({name: top_k_lists(scorer, None, (0.0, seen_last), targets, k=k, exclude_seen=config.exclude_seen,
-                                    batch_size=config.eval_batch_size) for name, scorer in scorers.items()})
+    rank = dict(k=k, exclude_seen=config.exclude_seen, batch_size=config.eval_batch_size)
+    lists = {"model": top_k_lists(*model_ranking(config, model), targets, **rank)}
+    lists.update({name: top_k_lists(make(data, last_train_period, device), None, (0.0, seen_last), targets, **rank)
+                  for name, make in BASELINES.items()})
     counts = item_counts(data, last_train_period)
     head = head_items(counts)
     answers = targets.items[targets.starts + targets.lengths].cpu().numpy()  # (T,)
-    popularity_slices = {"head": head[answers], "tail": ~head[answers]}
-    return {
-        "metric": metric_name("ndcg", k), "seeds": len(model_ndcg), "seen_items_last": seen_last,
-        "exclude_seen": config.exclude_seen,
-        "paired": {name: paired_difference(ndcg["model"], ndcg[name], seed=config.seed) for name in scorers},
-        "top_k": k,
-        "catalogue": {**{name: catalogue_figures(top, counts, head) for name, top in lists.items()},
-                      "targets": {"mean_popularity": float(counts[answers].mean()),
-                                  "tail_share": float((~head[answers]).mean())}},
-        "by_history_length": sliced_means(ndcg, history_slices(history_lengths(targets))),
-        "by_target_popularity": sliced_means(ndcg, popularity_slices),
-    }
+    return {"top_k": k, "catalogue": {
+        **{name: catalogue_figures(top, counts, head) for name, top in lists.items()},
+        "targets": {"mean_popularity": float(counts[answers].mean()), "tail_share": float((~head[answers]).mean())}}}

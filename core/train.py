@@ -17,8 +17,10 @@ import logging
 import sys
 import time
 
+import numpy as np
+
 from core.baselines import evaluate_baselines, model_seen_last
-from core.comparison import compare_with_baselines, model_target_ndcg, split_targets
+from core.comparison import compare_with_baselines, model_target_ndcg, split_targets, target_figures
 from core.config import parse_overrides, resolve_config
 from core.data import prepare_data
 from core.errors import RecsysError
@@ -39,6 +41,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="override one setting, e.g. --set lr=0.01 --set ks=[5,10]; repeatable")
     parser.add_argument("--test", action="store_true",
                         help="train on training + validation and report test metrics")
+    parser.add_argument("--per-target", metavar="FILE.npz",
+                        help="with --test: save each test target's NDCG at the first K (model, baselines), history "
+                             "length and head/tail to FILE.npz, to combine seeds (bench/quality.py)")
     parser.add_argument("--quiet", action="store_true", help="print only the final JSON line")
     return parser.parse_args(argv)
 
@@ -65,8 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         compared = {}
         if args.test:
             targets = split_targets(config, data, split)
-            compared["comparison"] = compare_with_baselines(
-                config, data, targets, [model_target_ndcg(config, result.model, targets)], result.model, split)
+            figures = target_figures(config, data, targets, [model_target_ndcg(config, result.model, targets)], split)
+            compared["comparison"] = compare_with_baselines(config, data, targets, figures, 1, result.model, split)
+            if args.per_target:
+                np.savez(args.per_target, **figures)
     except RecsysError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
