@@ -88,7 +88,8 @@ def main() -> None:
           f"{', '.join(str(r['markov_blend']) for r in runs)} | {', '.join(r.get('seen_items', '') for r in runs)} | "
           f"{statistics.fmean(r['train_seconds_per_epoch'] for r in runs):.1f} | "
           f"{statistics.fmean(r.get('eval_seconds_per_epoch', float('nan')) for r in runs):.2f} |")
-    if not args.validation and all("comparison" in r for r in runs):
+    if not args.validation and all("comparison" in r and (OUT / f"{args.tag}-seed{i}.npz").is_file()
+                                   for i, r in enumerate(runs)):
         print("\n" + "\n".join(comparison_markdown(seeds_comparison(runs, args.tag))))
 
 

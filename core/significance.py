@@ -21,10 +21,16 @@ def paired_difference(model: np.ndarray, baseline: np.ndarray, *, resamples: int
     targets with replacement, `resamples` times), the paired t interval, the Wilcoxon signed-rank z and
     two-sided p, and whether the bootstrap interval excludes 0."""
     model, baseline = np.asarray(model, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
-    if model.shape != baseline.shape or model.ndim != 1 or len(model) < 2:
-        raise ValueError(f"paired_difference: expected two 1-d arrays of the same length >= 2, got shapes "
+    if model.shape != baseline.shape or model.ndim != 1:
+        raise ValueError(f"paired_difference: expected two 1-d arrays of the same length, got shapes "
                          f"{model.shape} and {baseline.shape}")
     diff = model - baseline  # (T,)
+    if len(diff) < 2:  # no spread to estimate: the figures are NaN, never a claim
+        nan = float("nan")
+        return {"targets": len(diff), "model": float(model.mean()) if len(diff) else nan,
+                "baseline": float(baseline.mean()) if len(diff) else nan,
+                "difference": float(diff.mean()) if len(diff) else nan, "bootstrap_low": nan, "bootstrap_high": nan,
+                "t_low": nan, "t_high": nan, "wilcoxon_z": nan, "wilcoxon_p": nan, "excludes_zero": False}
     low, high = bootstrap_interval(diff, resamples=resamples, seed=seed, chunk=chunk)
     half = Z_95 * diff.std(ddof=1) / math.sqrt(len(diff))
     z, p = wilcoxon_signed_rank(diff)

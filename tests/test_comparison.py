@@ -58,6 +58,8 @@ def test_wilcoxon_by_hand_and_with_ties_and_zeros():
 def test_paired_difference_refuses_unpaired_input():
     with pytest.raises(ValueError, match="same length"):
         paired_difference(np.zeros(3), np.zeros(4))
+    one = paired_difference(np.ones(1), np.zeros(1))  # one target: a difference, but no interval to claim
+    assert one["difference"] == 1.0 and math.isnan(one["bootstrap_low"]) and not one["excludes_zero"]
 
 
 def test_coverage_popularity_and_long_tail_on_five_items():
