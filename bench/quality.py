@@ -48,7 +48,8 @@ def run_seed(seed: int, args: argparse.Namespace) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="1")
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     if done.returncode != 0:
-        raise SystemExit(f"seed {seed} failed: {done.stderr.strip().splitlines()[-1]}")
+        last = done.stderr.strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
+        raise SystemExit(f"seed {seed} failed: {last[0]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
