@@ -7,7 +7,7 @@ import torch
 from core.batching import concat_ranges
 from core.config import Config
 from core.data import PreparedData
-from core.evaluation import Scorer, evaluate
+from core.evaluation import Scorer, evaluate_variants
 from core.ranking import ItemScores
 from core.samples import history_starts
 from core.split import EVAL_SPLITS
@@ -76,15 +76,26 @@ def markov_scorer(data: PreparedData, last_period: int, device: torch.device) ->
     return score
 
 
-def evaluate_baselines(config: Config, data: PreparedData, evaluate_on: str = "val") -> dict[str, dict[str, float]]:
-    """Most-popular and Markov metrics on the same targets, with the same metric code, as the model."""
+BASELINES = {"markov": markov_scorer, "most_popular": popularity_scorer}
+
+
+def model_seen_last(config: Config) -> bool:
+    """True when the model ranks the customer's earlier items last (seen_items: last, seen items not excluded)."""
+    return not config.exclude_seen and config.seen_items == "last"
+
+
+def evaluate_baselines(config: Config, data: PreparedData, evaluate_on: str = "val",
+                       seen_last: bool | None = None) -> dict[str, dict[str, float]]:
+    """Most-popular and Markov metrics on the same targets, with the same metric code and the same seen-item
+    rule as the model: with seen_last (default: the config's, model_seen_last) the customer's earlier items
+    are ranked last, as the model ranks them; with exclude_seen they are left out of every ranking."""
+    seen_last = model_seen_last(config) if seen_last is None else seen_last and not config.exclude_seen
     last_train_period, target_period = EVAL_SPLITS[evaluate_on]
     device = resolve_device(config.device)
     targets = evaluation_targets(data, target_period, config.max_seq_len, device)
     if evaluate_on == "val":
         targets = sample_targets(targets, config.val_sample)  # the model's validation targets
-    out = {}
-    for name, make in (("most_popular", popularity_scorer), ("markov", markov_scorer)):
-        out[name] = evaluate(make(data, last_train_period, device), targets, ks=config.ks,
-                             exclude_seen=config.exclude_seen, batch_size=config.eval_batch_size)
-    return out
+    variant = (0.0, seen_last)
+    return {name: evaluate_variants(make(data, last_train_period, device), None, (variant,), targets, ks=config.ks,
+                                    exclude_seen=config.exclude_seen, batch_size=config.eval_batch_size)[variant]
+            for name, make in BASELINES.items()}

@@ -65,13 +65,15 @@ Variant = tuple[float, bool]  # (blend weight w, seen items ranked last)
 @torch.no_grad()
 def evaluate_variants(scorer: Scorer, blend: Scorer | None, variants: tuple[Variant, ...], targets: EvalTargets, *,
                       ks: tuple[int, ...], exclude_seen: bool, batch_size: int, with_loss: bool = False,
-                      block_columns: int | None = None) -> dict[Variant, dict[str, float]]:
+                      block_columns: int | None = None,
+                      keep_ranks: dict[Variant, torch.Tensor] | None = None) -> dict[Variant, dict[str, float]]:
     """`evaluate` of several rankings at once, the scorer run once per batch: for each (w, seen_last), the
     scores scorer + w * blend, with the customer's earlier items ranked last if seen_last (as exclude_seen
     does for every variant). Returns {variant: metrics}; the loss, if asked, is the scorer's alone.
 
     Items are scored in blocks of block_columns (default: core.ranking.BLOCK_ELEMENTS // batch size) and
-    each target's rank is the count, summed over the blocks, of the items scoring at least as high."""
+    each target's rank is the count, summed over the blocks, of the items scoring at least as high.
+    keep_ranks, if given, receives each variant's (T,) per-target ranks (for paired comparisons)."""
     items = targets.items
     ranks: dict[Variant, list[torch.Tensor]] = {v: [] for v in variants}
     loss = torch.zeros((), device=items.device)
@@ -93,9 +95,21 @@ def evaluate_variants(scorer: Scorer, blend: Scorer | None, variants: tuple[Vari
     for variant, parts in ranks.items():
         all_ranks = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.int32)
         out[variant] = {name: float(value) / n for name, value in metric_sums(all_ranks, ks).items()}
+        if keep_ranks is not None:
+            keep_ranks[variant] = all_ranks
         if with_loss:
             out[variant]["loss"] = float(loss) / n
     return out
+
+
+def target_ranks_of(scorer: Scorer, blend: Scorer | None, variant: Variant, targets: EvalTargets, *,
+                    exclude_seen: bool, batch_size: int) -> torch.Tensor:
+    """(T,) every target's 1-based rank under one (blend weight, seen items last) variant: what
+    evaluate_variants averages into its metrics, kept per target for paired comparisons."""
+    kept: dict[Variant, torch.Tensor] = {}
+    evaluate_variants(scorer, blend, (variant,), targets, ks=(1,), exclude_seen=exclude_seen,
+                      batch_size=batch_size, keep_ranks=kept)
+    return kept[variant]
 
 
 def _batch_ranks(scored: ItemScores | torch.Tensor, blend: Scorer | None, inputs: torch.Tensor, lengths: torch.Tensor,

@@ -266,20 +266,21 @@ def run_epoch(config: Config, model: LSTMRecommender, optimizer: torch.optim.Opt
 
 def evaluate_model(config: Config, model: LSTMRecommender,
                    targets: EvalTargets) -> tuple[dict[str, float], dict[str, float], Variant]:
-    """(the model's metrics, the LSTM's alone, the chosen (blend weight, seen items last)). What the config
-    leaves as auto is chosen here, on these targets, by NDCG at the first K (on a tie: the smaller weight,
-    seen items kept); the model's blend weight is set to the one chosen."""
+    """(the model's metrics, the LSTM's alone (ranked under the same seen-item rule), the chosen (blend weight,
+    seen items last)). What the config leaves as auto is chosen here, on these targets, by NDCG at the first
+    K (on a tie: the smaller weight, seen items kept); the model's blend weight is set to the one chosen."""
     weights = (0.0,)
     if model.markov_blend:
         weights = BLEND_WEIGHTS if config.markov_blend == "auto" else (float(config.markov_blend),)
     seen_last = (False,) if config.exclude_seen else {"auto": (False, True), "keep": (False,), "last": (True,)}[
         config.seen_items]
     allowed = [(w, last) for last in seen_last for w in weights]
+    alone = [(0.0, last) for last in seen_last]  # the LSTM alone under each seen-item rule allowed
     results = evaluate_variants(model_scorer(model, blend=False), markov_blend_scorer(model) if model.markov_blend
-                                else None, tuple(dict.fromkeys([(0.0, False), *allowed])), targets, ks=config.ks,
+                                else None, tuple(dict.fromkeys([*allowed, *alone])), targets, ks=config.ks,
                                 exclude_seen=config.exclude_seen, batch_size=config.eval_batch_size, with_loss=True)
     ndcg = metric_name("ndcg", config.ks[0])
     chosen = max(allowed, key=lambda v: (results[v][ndcg], -v[0], not v[1]))
     if model.markov_blend:
         model.blend_weight.fill_(chosen[0])
-    return results[chosen], results[0.0, False], chosen
+    return results[chosen], results[0.0, chosen[1]], chosen

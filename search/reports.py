@@ -19,6 +19,7 @@ from core.config import build_config
 from core.fit import validation_choices
 from core.metrics import KINDS, metric_name, parse_metric_name
 from search import importance
+from search.comparison_report import comparison_markdown
 from search.plan import BEST_CONFIG_FILE, SearchPlan, Status
 from search.plots import write_plots
 from search.records import TrialRecord
@@ -143,7 +144,7 @@ def write_summary(path: Path, table: pd.DataFrame, plan: SearchPlan, spec: Searc
         lines += ["", "## Best trial", "",
                   f"Trial {int(best['trial'])} ({best['trial_id']}): {metric} **{best[f'best_{metric}']:.4f}** at epoch "
                   f"{int(best['peak_epoch'])}; {values}{_chosen_at_peak(best)}. Config: `{BEST_CONFIG_FILE}`."]
-    lines += ["", "## Against the baselines (validation, same targets and metric code)", "",
+    lines += ["", "## Against the baselines (validation, same targets, metric code and seen-item rule)", "",
               _comparison(table, best, metric, facts)]
     ranked = table.dropna(subset=[f"best_{metric}"]) if f"best_{metric}" in table else table.iloc[:0]
     ranked = ranked.sort_values(f"best_{metric}", ascending=settings.mode == "min") if len(ranked) else ranked
@@ -188,6 +189,19 @@ def _effort_lines(table: pd.DataFrame, plan: SearchPlan, spec: SearchSpec, facts
     ]
 
 
+def seen_last_key(baseline: str) -> str:
+    """Where SearchFacts.baselines keeps a baseline ranked with seen items last, beside the rule of the config."""
+    return f"{baseline}_seen_last"
+
+
+def baselines_under(baselines: dict[str, dict[str, float]], best: pd.Series | None) -> dict[str, dict[str, float]]:
+    """The baselines ranked under the best trial's seen-item rule: seen items last where it chose so."""
+    chosen = best.get("seen_last", float("nan")) if best is not None else float("nan")
+    last = pd.notna(chosen) and bool(chosen)
+    return {name: baselines.get(seen_last_key(name), baselines[name]) if last else baselines[name]
+            for name in ("markov", "most_popular")}
+
+
 def _comparison(table: pd.DataFrame, best: pd.Series | None, metric: str, facts: SearchFacts) -> str:
     k = parse_metric_name(metric)[2] or 5
     names = [metric_name(kind, k) for kind in KINDS]
@@ -198,8 +212,9 @@ def _comparison(table: pd.DataFrame, best: pd.Series | None, metric: str, facts:
     if len(default):
         rows.append(["base config (its best epoch)"] + [default.iloc[0].get(f"best_val_{n}", float("nan"))
                                                        for n in names])
+    baselines = baselines_under(facts.baselines, best)
     for name, label in (("markov", "Markov (last item)"), ("most_popular", "most popular")):
-        rows.append([label] + [facts.baselines[name].get(n, float("nan")) for n in names])
+        rows.append([label] + [baselines[name].get(n, float("nan")) for n in names])
     return markdown_table(pd.DataFrame(rows, columns=["recommender", *names]))
 
 
@@ -224,7 +239,7 @@ def retrain_report(metrics: dict[str, Any], ks: tuple[int, ...]) -> str:
         f"# Test results of search {metrics['experiment']}", "",
         f"Best config trained on training + validation for {metrics['epochs']} epochs (the best trial's peak)"
         + (f", scores blended with the Markov chain at weight {blend:g} (chosen on validation)" if blend else "")
-        + (", items the customer already had ranked last (chosen on validation)"
+        + (", items the customer already had ranked last (chosen on validation; the baselines rank them last too)"
            if metrics.get("seen_items") == "last" and not metrics["exclude_seen"] else "")
         + f", then evaluated once on test: {stats.get('test_targets')} targets "
         f"({stats.get('test_cold_targets')} with an item never seen in training, scored as they come), "
@@ -232,6 +247,7 @@ def retrain_report(metrics: dict[str, Any], ks: tuple[int, ...]) -> str:
         "", header, *rows, "",
         *(["One seed: no spread to report (retrain with --seeds 3 for mean ± std).", ""]
           if len(metrics["seeds"]) == 1 else []),
+        *(comparison_markdown(metrics["comparison"]) if "comparison" in metrics else []),
         f"Data `{metrics['data']}` (fingerprint {metrics['data_fingerprint']}); seeds {metrics['seeds']}; "
         f"retrained {metrics['retrained']} in {metrics['retrain_seconds']} s. Model: `model.pt` "
         "(recommend with python -m search.recommend).", ""])
@@ -248,6 +264,6 @@ def write_outputs(folder: Path, records: list[TrialRecord], plan: SearchPlan, sp
         record = next(r for r in records if r.trial_id == best["trial_id"])
         write_best_config(folder / BEST_CONFIG_FILE, record, best, settings.metric, plan.name)
     write_summary(folder / "summary.md", table, plan, spec, facts)
-    write_plots(folder, records, table, plan.name, spec, facts.baselines)
+    write_plots(folder, records, table, plan.name, spec, baselines_under(facts.baselines, best))
     importance.plot_importance(folder / "importance.png", table, spec)
     return table

@@ -25,7 +25,7 @@ from search import endings, tuner
 from search.connect import DEFAULT_CONNECT_TIMEOUT_S
 from search.endings import SearchStopped, stop_signals
 from search.plan import PLAN_FILE, SearchPlan, Status, load_plan
-from search.reports import SearchFacts, write_outputs
+from search.reports import SearchFacts, seen_last_key, write_outputs
 from search.space import SearchSpec, load_search_spec
 from search.tracking import require_mlflow, tracking_uri
 from search.warmstart import load_warm_start
@@ -170,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
                               f"(fingerprint {data.fingerprint()} vs {plan.data_fingerprint}); start a new search")
         plan = dataclasses.replace(plan, data_fingerprint=data.fingerprint())  # saved once Ray is reached
         baselines = evaluate_baselines(config, data, evaluate_on="val")
+        if config.seen_items == "auto" and not config.exclude_seen:  # trials choose the rule: both, for the best's
+            baselines.update({seen_last_key(name): metrics for name, metrics in
+                              evaluate_baselines(config, data, evaluate_on="val", seen_last=True).items()})
     except RecsysError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

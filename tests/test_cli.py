@@ -2,6 +2,9 @@ import json
 import subprocess
 import sys
 
+import numpy as np
+import pytest
+
 from core.train import main
 from tests.conftest import TINY, write_log
 
@@ -27,6 +30,18 @@ def test_train_cli_test_mode_reports_test_metrics_and_prints_epoch_lines(capsys)
     assert json.loads(captured.out)["split"] == "test"
     assert captured.err.count("train_loss") == TINY["epochs"]
     assert captured.err.count("test_ndcg@5") == 1  # test is evaluated once, after the last epoch
+
+
+def test_train_cli_test_mode_compares_with_the_baselines_target_by_target(capsys, tmp_path):
+    config = dict(TINY, patience=0, markov_blend=0, seen_items="last")
+    assert main(settings(config) + ["--test", "--quiet", "--per-target", str(tmp_path / "t.npz")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    paired = result["comparison"]["paired"]["markov"]
+    assert paired["model"] == pytest.approx(result["model"]["ndcg@5"], abs=1e-6)
+    assert paired["baseline"] == pytest.approx(result["markov"]["ndcg@5"], abs=1e-6)  # ranked like the model
+    assert paired["bootstrap_low"] <= paired["difference"] <= paired["bootstrap_high"]
+    saved = np.load(tmp_path / "t.npz")
+    assert len(saved["model"]) == paired["targets"] == result["data_stats"]["test_targets"]
 
 
 def test_train_cli_test_mode_takes_the_blend_weight_from_a_validation_run(capsys):

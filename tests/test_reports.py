@@ -7,7 +7,7 @@ import yaml
 from core.config import build_config
 from search.plan import SearchPlan, Status
 from search.records import TrialRecord
-from search.reports import SearchFacts, trial_table, write_outputs, write_summary
+from search.reports import SearchFacts, seen_last_key, trial_table, write_outputs, write_summary
 from search.space import SearchSettings, SearchSpec
 
 
@@ -55,6 +55,7 @@ def test_reports_name_the_best_trial_its_peak_epoch_and_the_errors(tmp_path):
     assert "1 completed, 1 plateaued (patience), 1 early-stopped (ASHA), 1 errored, 1 unfinished" in summary
     assert "Trial-epochs used: 8 of 15" in summary
     assert "| base config (its best epoch) | 0.1 | " in summary
+    assert "| Markov (last item) | 0.3 | 0.1 | 0.15 |" in summary  # the best chose no seen-item rule: the config's
     assert "- trial 4 (d): DivergedError: training loss became nan" in summary
     assert all((tmp_path / f).is_file() for f in ("trials.csv", "search_progress.png", "parameters.png"))
     assert "seeded sample" not in summary
@@ -62,3 +63,20 @@ def test_reports_name_the_best_trial_its_peak_epoch_and_the_errors(tmp_path):
     write_summary(tmp_path / "sampled.md", trial_table(RECORDS, ["lr"], "val_ndcg@5", "max", max_epochs=3),
                   sampled, spec, facts)
     assert "Validation scored on a fixed, seeded sample of 500 targets" in (tmp_path / "sampled.md").read_text()
+
+
+def test_the_summary_ranks_the_baselines_as_the_best_trial_ranked_seen_items(tmp_path):
+    chose_last = record("s", [0.1, 0.3])
+    chose_last.history["seen_last"] = [0.0, 1.0]  # at its peak (epoch 2), seen items last
+    spec = SearchSpec(space={"lr": {"loguniform": [0.0001, 0.1]}},
+                      settings=SearchSettings(max_epochs=3, grace_period=1, reduction_factor=4))
+    plan = SearchPlan(name="seen", storage=str(tmp_path), folder=str(tmp_path), samples=1, cpus_per_trial=1,
+                      gpus_per_trial=0, concurrency=1, config=build_config({}).to_dict(), search=spec.to_dict(),
+                      status=Status.FINISHED, created="2026-12-04T12:00:00", wall_seconds=1.0)
+    kept, last = {"ndcg@5": 0.11, "hr@5": 0.2, "mrr@5": 0.1}, {"ndcg@5": 0.17, "hr@5": 0.3, "mrr@5": 0.15}
+    facts = SearchFacts(data_stats="", baselines={"markov": kept, "most_popular": kept, seen_last_key("markov"): last,
+                                                  seen_last_key("most_popular"): last},
+                        ray_start_seconds=0.0, prepare_seconds=0.0, trial_seconds=1.0, default_trial_id=None)
+    write_outputs(tmp_path, [chose_last], plan, spec, facts)
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| Markov (last item) | 0.3 | 0.15 | 0.17 |" in summary and "0.11" not in summary  # hr, mrr, ndcg

@@ -45,6 +45,11 @@ def test_retrain_writes_every_artefact_with_test_metrics_of_model_and_baselines(
     assert metrics["data_fingerprint"] == yaml.safe_load((searched / "search.yaml").read_text())["data_fingerprint"]
     out = capsys.readouterr().out
     assert "| LSTM (best config, 2 seeds) |" in out and "± " in out and "| Markov (last item) |" in out
+    comparison = metrics["comparison"]  # the seed-averaged per-target NDCG@5 against each baseline
+    assert comparison["seeds"] == 2 and set(comparison["paired"]) == {"markov", "most_popular"}
+    assert comparison["paired"]["markov"]["model"] == pytest.approx(metrics["model"]["mean"]["ndcg@5"], abs=1e-6)
+    assert comparison["paired"]["markov"]["baseline"] == pytest.approx(metrics["markov"]["ndcg@5"], abs=1e-6)
+    assert "interval excludes 0 |" in out and "| the test targets themselves |" in out
     assert metrics["markov_blend"] == best["markov_blend"]  # the weight chosen on validation at the peak
     saved = load_model(final)
     assert saved.model.markov_blend and float(saved.model.blend_weight) == pytest.approx(best["markov_blend"])
