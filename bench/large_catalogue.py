@@ -108,7 +108,8 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=20, help="optimiser steps timed per loss and round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of alternation")
     parser.add_argument("--epoch", action="store_true", help="also train one whole epoch with the last loss")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: steadier on a shared machine)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: steadier on a shared machine)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -122,7 +123,8 @@ def main() -> None:
     rows = []
     for size in args.sizes:
         command = [sys.executable, __file__, "--child", size, "--batches", str(args.batches), "--rounds",
-                   str(args.rounds), "--threads", str(args.threads), "--losses", *args.losses] + ["--epoch"] * args.epoch
+                   str(args.rounds), "--threads", str(args.threads), "--losses", *args.losses]
+        command += ["--epoch"] * args.epoch
         command += [f"--set={pair}" for pair in args.overrides]
         result = subprocess.run(command, capture_output=True, text=True,
                                 env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])))
@@ -131,8 +133,9 @@ def main() -> None:
             continue
         rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
         print(f"{size}: {json.dumps(rows[-1])}", file=sys.stderr, flush=True)
-    print(f"\n{date.today()}, {os.cpu_count()} CPUs, {args.threads} torch thread(s); losses {', '.join(args.losses)}; {args.rounds} rounds x "
-          f"{args.batches} batches each, alternated; settings {args.overrides or 'defaults'}")
+    print(f"\n{date.today()}, {os.cpu_count()} CPUs, {args.threads} torch thread(s); losses "
+          f"{', '.join(args.losses)}; {args.rounds} rounds x {args.batches} batches each, alternated; "
+          f"settings {args.overrides or 'defaults'}")
     print("| events | items | windows (batches/epoch) | loss | s/batch (median) | s/epoch (extrapolated) | "
           "one epoch (s) | peak memory (MB) |\n" + "| --- " * 8 + "|")
     for r in rows:
