@@ -170,7 +170,8 @@ def start(args: argparse.Namespace) -> None:
         ray.init(address=args.address, logging_level=logging.WARNING)
     else:
         check_port_free(args.host, args.port)
-        ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING)
+        ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING,
+                 _node_ip_address="127.0.0.1")  # a local Ray listens on loopback only
     cpus, wanted = ray.cluster_resources().get("CPU", 0), args.replicas * args.threads
     if wanted > cpus:
         message = f"{args.replicas} replicas x {args.threads} threads need {wanted} CPUs; Ray has {cpus:g}"
