@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
+from core.integrity import write_manifest
 from core.train import main as train_main
 from search.recommend import main as recommend_main
 from search.run import main as search_main
@@ -135,11 +136,13 @@ def test_bad_search_inputs_are_refused_before_ray_starts(tmp_path, capsys):
 
 def test_a_model_that_would_run_code_is_refused_without_advice_to_load_it_unsafely(tmp_path, capsys):
     torch.save({"format_version": 1, "trap": RunsCode()}, tmp_path / "model.pt")
+    write_manifest(tmp_path, ["model.pt"])  # even sealed by its maker, it is never unpickled
     code = recommend_main([str(tmp_path), "--customer", "1"])
     captured = capsys.readouterr()
     one_clear_line(captured.err, code, "loading those could run code")
     assert "weights_only" not in captured.err and "this ran while loading" not in captured.out
     (tmp_path / "model.pt").write_bytes(b"\x80\x02junk")
+    write_manifest(tmp_path, ["model.pt"])
     refused(capsys, recommend_main, [str(tmp_path), "--customer", "1"], "is not a model saved by this project")
 
 
