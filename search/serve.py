@@ -26,6 +26,7 @@ from starlette.responses import JSONResponse
 from core.artifact import SavedModel, load_model
 from core.errors import RecsysError
 from core.recommend import recommend_batch
+from search.connect import loopback_only
 from search.serve_requests import (
     Query,
     RequestError,
@@ -170,8 +171,9 @@ def start(args: argparse.Namespace) -> None:
         ray.init(address=args.address, logging_level=logging.WARNING)
     else:
         check_port_free(args.host, args.port)
-        ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING,
-                 _node_ip_address="127.0.0.1")  # a local Ray listens on loopback only
+        with loopback_only():  # a local Ray listens on 127.0.0.1 only (the HTTP host is --host's)
+            ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING,
+                     _node_ip_address="127.0.0.1")
     cpus, wanted = ray.cluster_resources().get("CPU", 0), args.replicas * args.threads
     if wanted > cpus:
         message = f"{args.replicas} replicas x {args.threads} threads need {wanted} CPUs; Ray has {cpus:g}"

@@ -22,7 +22,7 @@ from core.config import Config
 from core.data import PreparedData
 from core.errors import ConfigError
 from search.asha import ResumableASHA
-from search.connect import DEFAULT_CONNECT_TIMEOUT_S, join_cluster
+from search.connect import DEFAULT_CONNECT_TIMEOUT_S, join_cluster, loopback_only
 from search.endings import TrialErrorLine
 from search.integrity import SealPickles
 from search.plan import SearchPlan
@@ -33,18 +33,18 @@ from search.trainable import train_trial
 from search.warmstart import WarmStart
 
 log = logging.getLogger(__name__)
-LOOPBACK = {"_node_ip_address": "127.0.0.1"}  # a local Ray: GCS, raylet, workers and agents on loopback only
 
 
 def start_ray(address: str | None, dashboard: bool, num_cpus: int | None, num_gpus: float | None,
               connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S) -> Any:
-    """Join `address` (within connect_timeout), or start a fresh local Ray (never a stale one), with the
-    dashboard on 127.0.0.1."""
+    """Join `address` (within connect_timeout), or start a fresh local Ray (never a stale one) that listens on
+    127.0.0.1 only, its dashboard included."""
     if address:
         return join_cluster(address, connect_timeout)
-    return ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=dashboard,
-                    dashboard_host="127.0.0.1", logging_level=logging.WARNING, log_to_driver=False,
-                    **LOOPBACK)
+    with loopback_only():
+        return ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=dashboard,
+                        dashboard_host="127.0.0.1", logging_level=logging.WARNING, log_to_driver=False,
+                        _node_ip_address="127.0.0.1")
 
 
 def stop_ray() -> None:

@@ -114,3 +114,24 @@ def test_a_second_search_of_the_same_name_is_refused_naming_the_running_one(tmp_
     finally:
         holder.kill()
         holder.wait()
+
+
+LOOPBACK = {"127.0.0.1", "::ffff:127.0.0.1", "::1"}
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads listening sockets from Linux's /proc")
+def test_a_local_search_listens_on_loopback_only(tmp_path):
+    from tests.listening import listening, process_tree
+    from tests.test_endings import results_reported, wait_for
+
+    search = subprocess.Popen([sys.executable, "-m", "search.run", "--samples", "2", "--storage", str(tmp_path),
+                               "--name", "local", "--space", write_space(tmp_path), *TINY],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: results_reported(tmp_path / "local") >= 1)  # GCS, raylet, agents and trial workers run
+        sockets = listening(process_tree(search.pid))
+    finally:
+        _, err = search.communicate(timeout=300)
+    assert len({pid for pid, _, _ in sockets}) >= 3, sockets  # driver, GCS, raylet at least
+    assert [s for s in sockets if s[1] not in LOOPBACK] == [], sockets
+    assert search.returncode == 0, err[-2000:]
