@@ -36,6 +36,7 @@ def recommend_all(saved: SavedModel, customers: Iterable[int | str] | None = Non
         raise DataError(f"k must be at least 1, got {k}")
     if batch_size < 1:
         raise DataError(f"batch_size must be at least 1, got {batch_size}")
+    k = min(k, len(saved.catalog))  # no customer has more items to rank: memory follows the catalogue, not k
     positions = np.arange(len(saved.user_ids)) if customers is None else customer_positions(saved.user_ids, customers)
     item_ids, scores = top_k_items(saved.model, saved.items, saved.user_start, positions, k=k,
                                    max_seq_len=saved.config.max_seq_len, include_seen=include_seen,
@@ -49,6 +50,10 @@ def customer_positions(user_ids: np.ndarray, customers: Iterable[int | str]) -> 
     bad = [c for c in asked if not _is_integer(c)]
     if bad:
         raise DataError(f"customer ids must be integers; not: {_listing(bad)}")
+    beyond = [c for c in asked if not -2**63 <= int(c) < 2**63]  # no int64 id of the model can match them
+    if beyond:
+        raise DataError(f"{len(beyond)} unknown customer{'s' * (len(beyond) > 1)}: {_listing(beyond)} "
+                        f"(the model knows {len(user_ids)} customers, ids {user_ids.min()}..{user_ids.max()})")
     ids = np.array([int(c) for c in asked], dtype=np.int64)
     positions = np.searchsorted(user_ids, ids).clip(max=max(len(user_ids) - 1, 0))
     known = (user_ids[positions] == ids) if len(user_ids) else np.zeros(len(ids), dtype=bool)
@@ -174,11 +179,19 @@ def write_recommendations(frame: pd.DataFrame, path: str | Path) -> Path:
     path = Path(path)
     if path.suffix.lower() not in OUTPUT_SUFFIXES:
         raise DataError(f"--out {path}: expected a .parquet or .csv file")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".parquet":
-        frame.to_parquet(path, index=False)
-    else:
-        frame.to_csv(path, index=False, float_format="%.6g")
+    if path.is_dir():
+        raise DataError(f"--out {path} is a folder; give a file name, e.g. {path / ('recs' + path.suffix)}")
+    blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise DataError(f"--out {path}: {blocking} is a file, not a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix.lower() == ".parquet":
+            frame.to_parquet(path, index=False)
+        else:
+            frame.to_csv(path, index=False, float_format="%.6g")
+    except OSError as err:
+        raise DataError(f"--out {path}: cannot write it ({err.strerror or err})") from None
     return path
 
 
