@@ -28,6 +28,7 @@ from core.errors import ConfigError
 log = logging.getLogger(__name__)
 
 TAG_FILE = "pickles.hmac"
+KEEP = 8  # tags kept per file: its versions Tune may still be copying into the folder
 SEARCHER_STATE = "searcher-state-*.pkl"
 PICKLED = ("tuner.pkl", "experiment_state-*.json", "search_gen_state-*.json", "basic-variant-state-*.json",
            SEARCHER_STATE, "callback-states-*.pkl", "*/error.pkl")
@@ -79,28 +80,38 @@ def file_tag(key: bytes, folder: Path, name: str) -> str:
     return mac.hexdigest()
 
 
-def seal(folder: str | Path) -> None:
-    """Tag every pickle of the experiment folder (written atomically beside them)."""
+def read_tags(folder: Path) -> dict[str, list[str]]:
+    """name -> the tags of its latest versions, as seal wrote them ({} when absent or unreadable)."""
+    try:
+        files = json.loads((folder / TAG_FILE).read_text())["files"]
+        return {name: [t for t in tags if isinstance(t, str)] for name, tags in files.items() if isinstance(tags, list)}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def seal(folder: str | Path, staging: str | Path | None = None) -> None:
+    """Tag every pickle of the experiment folder, and of Tune's staging folder (what it will copy there next),
+    keeping the tags of each file's last KEEP versions: Tune copies its state to the folder in the
+    background, so the folder may hold a version older than the newest one written."""
     folder = Path(folder)
     if not folder.is_dir():
         return
-    key = user_key()
-    tags = {name: file_tag(key, folder, name) for name in pickled_files(folder)}
+    key, tags = user_key(), read_tags(folder)
+    sources = [Path(staging), folder] if staging is not None and Path(staging).is_dir() else [folder]
+    for source in sources:
+        for name in pickled_files(source):
+            tag = file_tag(key, source, name)
+            tags[name] = ([t for t in tags.get(name, []) if t != tag] + [tag])[-KEEP:]
     temporary = folder / f".{TAG_FILE}.tmp"
     temporary.write_text(json.dumps({"algorithm": "hmac-sha256", "files": tags}, indent=1))
     os.replace(temporary, folder / TAG_FILE)
 
 
 def untrusted(folder: Path) -> list[str]:
-    """The pickles of the folder whose tag is missing or wrong."""
-    tag_path = folder / TAG_FILE
-    try:
-        tags = json.loads(tag_path.read_text())["files"] if tag_path.is_file() else {}
-    except (ValueError, KeyError, TypeError):
-        tags = {}
-    key = user_key()
+    """The pickles of the folder whose content matches none of its recorded tags."""
+    tags, key = read_tags(folder), user_key()
     return [name for name in pickled_files(folder)
-            if not (isinstance(tags.get(name), str) and hmac.compare_digest(tags[name], file_tag(key, folder, name)))]
+            if not any(hmac.compare_digest(tag, file_tag(key, folder, name)) for tag in tags.get(name, []))]
 
 
 def verify(folder: str | Path, trust: bool = False) -> list[str]:
@@ -136,10 +147,12 @@ def set_aside(folder: str | Path, names: list[str]) -> list[Path]:
 
 
 class SealPickles(Callback):
-    """Re-tags the experiment folder whenever Tune has rewritten its state: after every step whose files
-    changed, and at the end. The folder is read from the trials (a resumed Tuner restores this callback from
-    tuner.pkl, and the folder may have moved). A driver killed between Tune's write and the next step leaves
-    untagged state, which a resume refuses (see verify)."""
+    """Re-tags the experiment folder whenever Tune has rewritten its state: at the end of every step that
+    changed it (Tune writes its state into the staging folder during the step, then copies it to the
+    experiment folder in the background) and at the end. The folder is read from the trials (a resumed Tuner
+    restores this callback from tuner.pkl, and the folder may have moved). Only a driver killed inside the
+    step that first writes a file (tuner.pkl before the first step ends) leaves it untagged; a resume then
+    refuses it (see verify) and --trust-pickles is the way on."""
 
     def __init__(self) -> None:
         self.seen: dict[str, tuple[int, int]] = {}
@@ -148,15 +161,17 @@ class SealPickles(Callback):
         folder = local_experiment_folder(trials)
         if folder is None:
             return
+        staging = Path(trials[0].storage.experiment_driver_staging_path)
         stamps = {}
-        for name in pickled_files(folder):
-            try:
-                stat = (folder / name).stat()
-            except FileNotFoundError:
-                continue
-            stamps[name] = (stat.st_mtime_ns, stat.st_size)
+        for source in (folder, staging):
+            for name in pickled_files(source) if source.is_dir() else []:
+                try:
+                    stat = (source / name).stat()
+                except FileNotFoundError:
+                    continue
+                stamps[f"{source}/{name}"] = (stat.st_mtime_ns, stat.st_size)
         if stamps != self.seen:
-            seal(folder)
+            seal(folder, staging)
             self.seen = stamps
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
