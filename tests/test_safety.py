@@ -88,13 +88,12 @@ def test_a_truncated_searcher_state_is_set_aside_and_no_trial_is_lost(searched, 
     state = next(damaged.glob("searcher-state-*.pkl"))
     original = state.read_bytes()
     state.write_bytes(original[: len(original) // 2])
-    summary = (damaged / "summary.md").read_text()
     assert resume(damaged) == 0
     err = capsys.readouterr().err
     assert f"{state.name} failed its check" in err and "set aside" in err
     assert (damaged / (state.name + ".damaged")).read_bytes() == original[: len(original) // 2]
     assert len(pd.read_csv(damaged / "trials.csv")) == 3
-    assert "3 of 3" in (damaged / "summary.md").read_text() or summary == (damaged / "summary.md").read_text()
+    assert "Status: **finished** (3 of 3 trials)" in (damaged / "summary.md").read_text()
     assert resume(damaged) == 0  # and every later resume too
     assert len(pd.read_csv(damaged / "trials.csv")) == 3
 
@@ -135,3 +134,12 @@ def test_a_local_search_listens_on_loopback_only(tmp_path):
     assert len({pid for pid, _, _ in sockets}) >= 3, sockets  # driver, GCS, raylet at least
     assert [s for s in sockets if s[1] not in LOOPBACK] == [], sockets
     assert search.returncode == 0, err[-2000:]
+
+
+def test_reports_are_never_rewritten_with_fewer_trials_than_they_hold(tmp_path):
+    from search.recover import fewer_than_reported
+
+    pd.DataFrame({"trial": [1, 2, 3], "trial_id": ["a", "b", "c"]}).to_csv(tmp_path / "trials.csv", index=False)
+    assert "lists 0 trials but" in fewer_than_reported(tmp_path, []) and "holds 3" in fewer_than_reported(tmp_path, [])
+    assert fewer_than_reported(tmp_path, [object()] * 3) is None
+    assert fewer_than_reported(tmp_path / "new", []) is None
