@@ -110,8 +110,12 @@ def seal(folder: str | Path, staging: str | Path | None = None) -> None:
 def untrusted(folder: Path) -> list[str]:
     """The pickles of the folder whose content matches none of its recorded tags."""
     tags, key = read_tags(folder), user_key()
-    return [name for name in pickled_files(folder)
-            if not any(hmac.compare_digest(tag, file_tag(key, folder, name)) for tag in tags.get(name, []))]
+    bad = []
+    for name in pickled_files(folder):
+        actual = file_tag(key, folder, name)
+        if not any(hmac.compare_digest(tag, actual) for tag in tags.get(name, [])):
+            bad.append(name)
+    return bad
 
 
 def verify(folder: str | Path, trust: bool = False) -> list[str]:
