@@ -242,6 +242,11 @@ def test_a_model_changed_in_place_is_refused_naming_the_file(final_folder, tmp_p
     shutil.copytree(final_folder, unsealed)
     (unsealed / "manifest.sha256").unlink()
     refused(capsys, recommend_main, [str(unsealed), "--customer", "1"], "python -m core.integrity")
+    from core.artifact import load_model
+    from core.integrity import main as seal_main
+
+    assert seal_main([str(unsealed)]) == 0  # the owner re-seals a model they trust
+    assert len(load_model(unsealed).catalog) == len(load_model(final_folder).catalog)
 
 
 def test_non_finite_weights_are_refused_at_load_naming_the_tensor(final_folder, tmp_path, capsys):
