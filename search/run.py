@@ -177,6 +177,7 @@ def locked_search(args: argparse.Namespace, folder: Path) -> int:
     began = time.perf_counter()
     try:
         hold_search_lock(folder)
+        integrity.user_key()  # a key others can read: refused now, not inside Tune
         plan = resumed_plan(args) if args.resume else new_plan(args)
         config = build_config(plan.config, source=str(plan.path))
         spec = SearchSpec.from_dict(plan.search)
