@@ -19,6 +19,7 @@ from core.config import Config, build_config
 from core.data import PreparedData
 from core.errors import DataError
 from core.ids import id_type
+from core.integrity import check_folder, write_manifest
 from core.model import LSTMRecommender, build_model
 
 MODEL_FILE = "model.pt"
@@ -57,7 +58,15 @@ def save_model(folder: str | Path, model: LSTMRecommender, config: Config, data:
     }
     path = folder / MODEL_FILE
     torch.save(payload, path)
+    write_manifest(folder, [MODEL_FILE])  # retrain adds its report and metrics
     return path
+
+
+def finite_weights(state: dict[str, Any], path: Path) -> None:
+    """Refuse weights holding NaN or infinity (they rank nothing), naming the tensor."""
+    for name, value in state.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
+            raise DataError(f"{path}: weight {name} holds NaN or infinite values; retrain")
 
 
 def load_model(folder: str | Path, device: str = "cpu") -> SavedModel:
@@ -66,6 +75,7 @@ def load_model(folder: str | Path, device: str = "cpu") -> SavedModel:
     path = path / MODEL_FILE if path.is_dir() else path
     if not path.is_file():
         raise DataError(f"no saved model at {path} (retrain first: python -m search.retrain results/<name>)")
+    check_folder(path.parent, path.name)
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as err:
@@ -85,6 +95,7 @@ def load_model(folder: str | Path, device: str = "cpu") -> SavedModel:
     config = build_config(payload["config"], source=str(path))
     n_items = len(payload["item_numbers"])
     state = payload["state_dict"]
+    finite_weights(state, path)
     model = build_model(n_items, config.embed_dim, config.hidden_dim, config.num_layers, config.dropout,
                         config.markov_residual, markov_blend="blend_weight" in state,
                         embed_dropout=config.embed_dropout)

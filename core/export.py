@@ -39,6 +39,7 @@ def recommend_all(saved: SavedModel, customers: Iterable[int | str] | None = Non
         raise DataError(f"k must be at least 1, got {k}")
     if batch_size < 1:
         raise DataError(f"batch_size must be at least 1, got {batch_size}")
+    k = min(k, len(saved.catalog))  # no customer has more items to rank: memory follows the catalogue, not k
     positions = np.arange(len(saved.user_ids)) if customers is None else customer_positions(saved.user_ids, customers)
     item_ids, scores = top_k_items(saved.model, saved.items, saved.user_start, positions, k=k,
                                    max_seq_len=saved.config.max_seq_len, include_seen=include_seen,
@@ -150,11 +151,19 @@ def write_recommendations(frame: pd.DataFrame, path: str | Path) -> Path:
     path = Path(path)
     if path.suffix.lower() not in OUTPUT_SUFFIXES:
         raise DataError(f"--out {path}: expected a .parquet or .csv file")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".parquet":
-        frame.to_parquet(path, index=False)
-    else:
-        frame.to_csv(path, index=False, float_format="%.6g")
+    if path.is_dir():
+        raise DataError(f"--out {path} is a folder; give a file name, e.g. {path / ('recs' + path.suffix)}")
+    blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise DataError(f"--out {path}: {blocking} is a file, not a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix.lower() == ".parquet":
+            frame.to_parquet(path, index=False)
+        else:
+            frame.to_csv(path, index=False, float_format="%.6g")
+    except OSError as err:
+        raise DataError(f"--out {path}: cannot write it ({err.strerror or err})") from None
     return path
 
 

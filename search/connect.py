@@ -12,6 +12,8 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import ray
@@ -20,6 +22,7 @@ from ray._private.services import canonicalize_bootstrap_address
 from core.errors import RecsysError
 
 DEFAULT_CONNECT_TIMEOUT_S = 30.0
+LOCAL_ONLY_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 class ClusterUnreachable(RecsysError):
@@ -79,3 +82,27 @@ def join_cluster(address: str, timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S) -> 
                                  f"{advice(address)}") from None
     finally:
         joined.set()
+
+
+@contextmanager
+def loopback_only() -> Iterator[None]:
+    """While a local Ray starts: every process it starts binds 127.0.0.1 only.
+
+    Ray 2.60 binds its gRPC servers (GCS, raylet, workers, agents) to 0.0.0.0 unless the node's address is
+    127.0.0.1, and resolves a 127.0.0.1 `_node_ip_address` to the machine's address unless its single-machine
+    switch (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, read once at import, on by default on Linux) is off: both
+    the variable (for the processes it starts) and the driver's copy of it are set for the start only.
+    """
+    from ray._private import ray_constants
+
+    previous = os.environ.get(LOCAL_ONLY_SWITCH), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[LOCAL_ONLY_SWITCH] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = previous[1]
+        if previous[0] is None:
+            os.environ.pop(LOCAL_ONLY_SWITCH, None)
+        else:
+            os.environ[LOCAL_ONLY_SWITCH] = previous[0]

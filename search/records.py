@@ -16,6 +16,7 @@ class TrialRecord:
     error: str | None            # the last line of its error, if it failed
     done: bool                   # Tune says it terminated (ran its epochs, or was stopped by the scheduler)
     wall_seconds: float
+    retried: bool = False        # its worker died once and it went on from its last checkpoint
 
     @property
     def epochs_run(self) -> int:

@@ -80,6 +80,7 @@ def trial_table(records: list[TrialRecord], space_keys: list[str], metric: str, 
                 row[f"last_{column}"] = history[column].iloc[-1]
         row["status"] = trial_status(record, max_epochs, row.get("peak_epoch"))
         row["wall_seconds"] = record.wall_seconds
+        row["retried"] = record.retried
         row["error"] = record.error or ""
         rows.append(row)
     return pd.DataFrame(rows)

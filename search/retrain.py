@@ -20,7 +20,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from core.artifact import save_model
+from core.artifact import MODEL_FILE, save_model
+from core.integrity import write_manifest
 from core.baselines import evaluate_baselines
 from core.comparison import compare_with_baselines, model_target_ndcg, split_targets, target_figures
 from core.config import Config, build_config, load_yaml
@@ -114,6 +115,7 @@ def retrain(folder: Path, seeds: int = 1, force: bool = False) -> dict[str, Any]
     }
     (final / "metrics.json").write_text(json.dumps(metrics, indent=2))
     (final / "report.md").write_text(retrain_report(metrics, config.ks))
+    write_manifest(final, [MODEL_FILE, "metrics.json", "report.md"])  # checked by every load
     if plan.mlflow:
         log_retrain(plan.mlflow, folder.name, config.to_dict(), metrics, final)
     return metrics

@@ -21,9 +21,10 @@ from core.baselines import evaluate_baselines
 from core.config import Config, build_config, parse_overrides, resolve_config
 from core.data import PreparedData, prepare_data
 from core.errors import ConfigError, RecsysError
-from search import endings, tuner
+from search import endings, integrity, recover, tuner
 from search.connect import DEFAULT_CONNECT_TIMEOUT_S
 from search.endings import SearchStopped, stop_signals
+from search.lock import hold_search_lock, release_search_lock
 from search.plan import PLAN_FILE, SearchPlan, Status, load_plan
 from search.reports import SearchFacts, seen_last_key, write_outputs
 from search.space import SearchSpec, load_search_spec
@@ -59,6 +60,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--address", help="join a running Ray cluster (e.g. auto, or host:6379); "
                                           "default: start a local Ray")
     parser.add_argument("--resume", action="store_true", help="continue the interrupted search --name")
+    parser.add_argument("--trust-pickles", action="store_true",
+                        help="with --resume: load the folder's Tune and searcher pickles even though they are not "
+                             "signed with your key (a folder from someone else); this runs any code they hold")
     parser.add_argument("--seed", type=int, help="Optuna sampler seed (default: the space file's)")
     parser.add_argument("--scheduler", choices=("asha", "fifo"),
                         help="asha stops weak trials early; fifo runs every trial to --max-epochs "
@@ -92,6 +96,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--connect-timeout must be positive")
     if args.resume and not args.name:
         parser.error("--resume needs --name of the search to continue")
+    if args.trust_pickles and not args.resume:
+        parser.error("--trust-pickles applies to --resume only")
     if args.address and (args.num_cpus is not None or args.num_gpus is not None):
         parser.error("--num-cpus/--num-gpus apply to a local Ray only, not with --address")
     return args
@@ -158,11 +164,25 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the compact status table, not a box per finished trial
     os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")  # an errored trial's traceback: its error.txt only
+    args.name = args.name or datetime.now().strftime("search-%Y%m%d-%H%M%S")
+    folder = experiment_folder(args.storage, args.name)[1]
+    try:
+        return locked_search(args, folder)
+    finally:
+        release_search_lock(folder)
+
+
+def locked_search(args: argparse.Namespace, folder: Path) -> int:
+    """The search, once no other process runs one of this name (the lock is taken before anything is written)."""
     began = time.perf_counter()
     try:
+        hold_search_lock(folder)
+        integrity.user_key()  # a key others can read: refused now, not inside Tune
         plan = resumed_plan(args) if args.resume else new_plan(args)
         config = build_config(plan.config, source=str(plan.path))
         spec = SearchSpec.from_dict(plan.search)
+        if args.resume:
+            checked_pickles(plan, spec, args.trust_pickles)
         data = prepare_data(config)
         prepared = time.perf_counter()
         if plan.data_fingerprint not in (None, data.fingerprint()):
@@ -183,6 +203,18 @@ def main(argv: list[str] | None = None) -> int:
         return run_search(args, plan, config, spec, data, baselines, began, prepared)
 
 
+def checked_pickles(plan: SearchPlan, spec: SearchSpec, trust: bool) -> None:
+    """Before a resume loads anything: refuse Tune state this user did not sign; replace a damaged searcher
+    state (set aside, never loaded) by one that learns the finished trials."""
+    if "://" in plan.tune_path:
+        log.warning("pickles in %s are not checked (cloud storage)", plan.tune_path)
+        return
+    damaged = integrity.verify(plan.tune_path, trust)
+    if damaged:
+        recover.replace_searcher_state(plan, spec, damaged)
+
+
+log = logging.getLogger("search.run")
 STOPPING = "\n{}: stopping now; the summary is written from the results saved so far"
 
 
@@ -232,8 +264,14 @@ def run_search(args: argparse.Namespace, plan: SearchPlan, config: Config, spec:
     finally:
         endings.finishing()
         tuner.stop_ray()
+        if "://" not in plan.tune_path:
+            integrity.seal(plan.tune_path)  # what Tune wrote last, now that it has stopped
     if records is None:
         records = tuner.records_on_disk(plan)
+    kept = recover.fewer_than_reported(plan.folder, records)
+    if kept:
+        print(f"error: {kept}; resume again, or look at {plan.tune_path}", file=sys.stderr)
+        return 1
     finished = len(records) == plan.samples and all(r.done or r.error for r in records)
     plan = dataclasses.replace(plan, status=Status.FINISHED if finished else Status.INTERRUPTED,
                                wall_seconds=plan.wall_seconds + time.perf_counter() - began).save()

@@ -26,6 +26,8 @@ from starlette.responses import JSONResponse
 from core.artifact import SavedModel, load_model
 from core.errors import RecsysError
 from core.recommend import recommend_batch
+from search.connect import loopback_only
+from search.endings import SearchStopped, stop_behind
 from search.serve_requests import (
     Query,
     RequestError,
@@ -170,7 +172,10 @@ def start(args: argparse.Namespace) -> None:
         ray.init(address=args.address, logging_level=logging.WARNING)
     else:
         check_port_free(args.host, args.port)
-        ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING)
+        with loopback_only():  # a local Ray listens on 127.0.0.1 only (the HTTP host is --host's)
+            ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING,
+                     _node_ip_address="127.0.0.1")
+    catch_stops()  # ray.init put its own SIGTERM handler in place
     cpus, wanted = ray.cluster_resources().get("CPU", 0), args.replicas * args.threads
     if wanted > cpus:
         message = f"{args.replicas} replicas x {args.threads} threads need {wanted} CPUs; Ray has {cpus:g}"
@@ -185,6 +190,8 @@ def start(args: argparse.Namespace) -> None:
 
 def stop(args: argparse.Namespace) -> None:
     """Remove the application; a local Ray goes with Serve, a cluster keeps running."""
+    if not ray.is_initialized():
+        return
     if args.address:
         serve.delete(APP_NAME)
     else:
@@ -192,26 +199,43 @@ def stop(args: argparse.Namespace) -> None:
     ray.shutdown()
 
 
+def _stop_now(signum: int, frame: Any) -> None:
+    raise SearchStopped(signal.Signals(signum).name)
+
+
+def catch_stops() -> None:
+    """Ctrl-C and SIGTERM stop the server through our code (not Ray's handler, which dumps a C++ stack)."""
+    for signum in (signal.SIGINT, signal.SIGTERM):  # also when started in the background, where SIGINT is ignored
+        signal.signal(signum, _stop_now)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    catch_stops()
     try:
         load_model(args.model)  # fail here, in one line, rather than inside a replica
         start(args)
     except RecsysError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except (SearchStopped, SystemExit, SystemError) as err:  # a stop signal while Ray or Serve was starting
+        if isinstance(err, SystemError) and stop_behind(err) is None:
+            raise
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not interrupt the clean-up
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        print("stopped while starting; nothing is served", file=sys.stderr)
+        stop(args)
+        return 130
     url = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}"
     print(f"serving {args.model} at {url} ({args.replicas} replica(s)); Ctrl-C stops it\n"
           f"  curl '{url}/recommend?customer=ID&k=5'\n"
           f"  curl -X POST {url}/recommend -d '{{\"items\": [ITEM, ITEM], \"k\": 5}}'\n"
           f"  curl {url}/model", flush=True)
-    for signum in (signal.SIGINT, signal.SIGTERM):  # also when started in the background, where SIGINT is ignored
-        signal.signal(signum, signal.default_int_handler)
     try:
         while True:  # Serve runs in Ray's processes; this one only waits for Ctrl-C
             time.sleep(3600)
-    except KeyboardInterrupt:
+    except SearchStopped:
         print("stopping", file=sys.stderr)
     finally:
         stop(args)

@@ -84,6 +84,8 @@ def query_from_body(body: bytes, saved: SavedModel) -> Query:
         payload = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise RequestError(400, f"malformed JSON body: {err}") from None
+    except RecursionError:  # a body of [[[[...]]]] nested beyond Python's recursion limit
+        raise RequestError(400, "the JSON body is nested too deeply; expected {\"items\": [...], \"k\": 5}") from None
     if not isinstance(payload, dict):
         raise RequestError(400, f"the body must be a JSON object such as {{\"items\": [1, 2], \"k\": 5}}, "
                                 f"got a {type(payload).__name__}")

@@ -22,8 +22,9 @@ from core.config import Config
 from core.data import PreparedData
 from core.errors import ConfigError
 from search.asha import ResumableASHA
-from search.connect import DEFAULT_CONNECT_TIMEOUT_S, join_cluster
+from search.connect import DEFAULT_CONNECT_TIMEOUT_S, join_cluster, loopback_only
 from search.endings import TrialErrorLine
+from search.integrity import SealPickles
 from search.plan import SearchPlan
 from search.records import TrialRecord
 from search.space import SearchSpec, inside
@@ -36,12 +37,14 @@ log = logging.getLogger(__name__)
 
 def start_ray(address: str | None, dashboard: bool, num_cpus: int | None, num_gpus: float | None,
               connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S) -> Any:
-    """Join `address` (within connect_timeout), or start a fresh local Ray (never a stale one), with the
-    dashboard on 127.0.0.1."""
+    """Join `address` (within connect_timeout), or start a fresh local Ray (never a stale one) that listens on
+    127.0.0.1 only, its dashboard included."""
     if address:
         return join_cluster(address, connect_timeout)
-    return ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=dashboard,
-                    dashboard_host="127.0.0.1", logging_level=logging.WARNING, log_to_driver=False)
+    with loopback_only():
+        return ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=dashboard,
+                        dashboard_host="127.0.0.1", logging_level=logging.WARNING, log_to_driver=False,
+                        _node_ip_address="127.0.0.1")
 
 
 def stop_ray() -> None:
@@ -123,9 +126,9 @@ def build_tuner(plan: SearchPlan, config: Config, spec: SearchSpec, trainable: A
             trial_dirname_creator=trial_folder_name, reuse_actors=True),
         run_config=tune.RunConfig(
             name=plan.name, storage_path=plan.storage, verbose=1, progress_reporter=reporter,
-            callbacks=[TrialErrorLine(), *tune_callbacks(plan.mlflow, plan.name)],
+            callbacks=[TrialErrorLine(), SealPickles(), *tune_callbacks(plan.mlflow, plan.name)],
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            failure_config=tune.FailureConfig(max_failures=0)),
+            failure_config=tune.FailureConfig(max_failures=1)),  # a dead worker: once more from its checkpoint
     )
 
 
@@ -157,7 +160,9 @@ def trial_records(results: tune.ResultGrid) -> list[TrialRecord]:
     A trial is done when Tune's own status says it terminated (completed or stopped by ASHA); the `done`
     flag of its last result is not reliable across an interruption.
     """
-    statuses = {trial.trial_id: trial.status for trial in tune.ExperimentAnalysis(results.experiment_path).trials}
+    trials = tune.ExperimentAnalysis(results.experiment_path).trials
+    statuses = {trial.trial_id: trial.status for trial in trials}
+    failures = {trial.trial_id: trial.run_metadata.num_failures for trial in trials}
     records = []
     for result in results:
         history = result.metrics_dataframe
@@ -174,5 +179,6 @@ def trial_records(results: tune.ResultGrid) -> list[TrialRecord]:
         trial_id = result.metrics.get("trial_id") or Path(result.path).name
         records.append(TrialRecord(
             trial_id=trial_id, started=started, config=result.config or {}, history=history, error=error,
-            done=statuses.get(trial_id) == "TERMINATED", wall_seconds=float(result.metrics.get("time_total_s", 0.0))))
+            done=statuses.get(trial_id) == "TERMINATED", retried=error is None and failures.get(trial_id, 0) > 0,
+            wall_seconds=float(result.metrics.get("time_total_s", 0.0))))
     return sorted(records, key=lambda r: r.started)  # trial number = order of starting

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +12,8 @@ TINY = {"synthetic_customers": 200, "synthetic_items": 140, "embed_dim": 8, "hid
         "batch_size": 32, "max_seq_len": 8}
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+# the key that signs searches' pickles: a throwaway one, never the user's (subprocesses inherit it)
+os.environ.setdefault("SEQREC_TUNE_KEY", str(Path(tempfile.mkdtemp(prefix="seqrec-key-")) / "key"))
 
 
 @pytest.fixture

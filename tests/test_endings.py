@@ -185,3 +185,51 @@ def test_a_stop_signal_wrapped_by_rays_cython_code_is_still_a_stop():
     except SystemError as wrapped:
         assert stop_behind(wrapped) is stop
     assert stop_behind(RuntimeError("a real failure")) is None
+
+
+def finished_trials(folder: Path) -> set[str]:
+    """Trials whose result.json reports their last epoch as done (written before any hard stop)."""
+    done = set()
+    for path in folder.glob("*/result.json"):
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        if rows and rows[-1].get("done"):
+            done.add(path.parent.name)
+    return done
+
+
+def test_sigkill_of_the_driver_loses_no_finished_trial_and_resumes(tmp_path):
+    import os
+
+    space = write_space(tmp_path, SMALL_SPACE.replace("max_epochs: 2", "max_epochs: 3"))
+    folder = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, "-m", "search.run", "--storage", str(tmp_path), "--name", "killed",
+                                "--samples", "4", "--concurrency", "1", "--space", space, *TINY],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    wait_for(lambda: len(finished_trials(folder)) >= 2)
+    os.killpg(process.pid, signal.SIGKILL)  # the driver and the Ray it started, at once
+    process.wait()
+    before = finished_trials(folder)
+    assert main(["--resume", "--name", "killed", "--storage", str(tmp_path), "--no-dashboard"]) == 0
+    trials = pd.read_csv(folder / "trials.csv")
+    assert len(trials) == 4 and before <= set(trials["trial_id"])
+    assert set(trials.loc[trials["trial_id"].isin(before), "status"]) <= {"completed", "early-stopped"}
+
+
+def test_a_killed_worker_is_retried_from_its_checkpoint_and_reported(tmp_path):
+    import os
+
+    space = write_space(tmp_path, SMALL_SPACE.replace("max_epochs: 2", "max_epochs: 4")
+                        .replace("hidden_dim: {choice: [16, 32]}", "hidden_dim: {choice: [64, 128]}"))
+    folder = tmp_path / "oom"
+    process = subprocess.Popen([sys.executable, "-m", "search.run", "--storage", str(tmp_path), "--name", "oom",
+                                "--samples", "2", "--concurrency", "1", "--scheduler", "fifo", "--space", space,
+                                "--set", "synthetic_customers=1000", "--no-dashboard"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: results_reported(folder) >= 1)
+    first = json.loads(next(folder.glob("*/result.json")).read_text().splitlines()[0])
+    os.kill(first["pid"], signal.SIGKILL)  # the trial's worker, as the out-of-memory killer would
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err[-3000:]
+    trials = pd.read_csv(folder / "trials.csv").set_index("trial_id")
+    assert set(trials["status"]) == {"completed"} and trials.loc[first["trial_id"], "retried"], trials
+    assert trials["retried"].sum() == 1 and (trials["epochs_run"] == 4).all()

@@ -11,6 +11,7 @@ from core.config import build_config
 from core.data import prepare_data
 from core.errors import DataError
 from core.fit import fit
+from core.integrity import write_manifest
 from core.recommend import recommend, recommend_for
 from search import recommend as recommend_cli
 from search import retrain as retrain_cli
@@ -35,7 +36,9 @@ def test_search_outputs_hold_no_test_metrics(searched):
 def test_retrain_writes_every_artefact_with_test_metrics_of_model_and_baselines(searched, capsys):
     assert retrain_cli.main([str(searched), "--seeds", "2"]) == 0
     final = searched / "final"
-    assert {p.name for p in final.iterdir()} == {"model.pt", "metrics.json", "report.md"}
+    assert {p.name for p in final.iterdir()} == {"model.pt", "metrics.json", "report.md", "manifest.sha256"}
+    listed = [line.split("  ")[1] for line in (final / "manifest.sha256").read_text().splitlines()]
+    assert listed == ["metrics.json", "model.pt", "report.md"]
     metrics = json.loads((final / "metrics.json").read_text())
     best = yaml.safe_load((searched / "best_config.yaml").read_text())
     assert metrics["epochs"] == best["epochs"] and metrics["seeds"] == [0, 1]
@@ -115,6 +118,9 @@ def test_retrain_refuses_unfinished_searches_and_bad_paths(searched, tmp_path, c
 
 def test_loading_a_foreign_file_is_a_clear_error(tmp_path):
     (tmp_path / "model.pt").write_bytes(b"not a model")
+    with pytest.raises(DataError, match="has no manifest.sha256 .* python -m core.integrity"):
+        load_model(tmp_path)
+    write_manifest(tmp_path, ["model.pt"])  # sealed: then its content is what is refused
     with pytest.raises(DataError, match="is not a model saved by this project"):
         load_model(tmp_path)
 

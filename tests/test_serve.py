@@ -108,6 +108,7 @@ def test_health_and_model_card(server, saved):
 
 
 BAD_REQUESTS = [
+    ("POST", "/recommend", "[" * 100_000 + "]" * 100_000, 400, "nested too deeply"),
     ("GET", "/recommend?customer=1", None, 404, "unknown customer 1 "),
     ("GET", "/recommend?customer=abc", None, 400, "customer must be an integer"),
     ("GET", "/recommend", None, 400, "give a customer"),
@@ -155,3 +156,26 @@ def test_missing_model_and_taken_port_are_refused_in_one_line(tmp_path, capsys):
         holder.listen()
         with pytest.raises(RecsysError, match="cannot listen on 127.0.0.1:"):
             serve_cli.check_port_free("127.0.0.1", holder.getsockname()[1])
+
+
+def test_sigterm_while_serve_starts_exits_cleanly_without_a_stack_dump(saved_folder):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.listening import process_tree
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "search.serve", str(saved_folder), "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while len(process_tree(server.pid)) < 3 and server.poll() is None:  # Ray's GCS and raylet have started
+        assert time.time() < deadline, "Ray did not start"
+        time.sleep(0.2)
+    server.send_signal(signal.SIGTERM)
+    out, err = server.communicate(timeout=120)
+    assert server.returncode == 130 and "stopped while starting; nothing is served" in err, err[-3000:]
+    assert "serving" not in out and not any(word in err for word in ("Traceback", "Stack trace", "*** SIG")), err
