@@ -15,6 +15,7 @@ from core.data import LATER_SETTINGS, prepare_data
 from core.errors import DataError
 from core.export import read_customer_ids, recommend_all
 from core.fit import fit
+from core.integrity import write_manifest
 from core.recommend import recommend_for
 from core.sources import load_event_log, load_movielens, load_sequences
 from core.synthetic import generate_rentals
@@ -175,8 +176,9 @@ def test_a_model_saved_before_id_types_loads_and_answers_identically(tmp_path):
     before = recommend_all(load_model(tmp_path), k=3)
     payload = torch.load(tmp_path / MODEL_FILE, weights_only=True)
     assert payload["id_types"] == {"customer": "integer", "item": "integer"}
-    del payload["id_types"]  # as saved by the code before text ids
+    del payload["id_types"]  # as saved by the code before text ids, then sealed by its owner
     torch.save(payload, tmp_path / MODEL_FILE)
+    write_manifest(tmp_path, [MODEL_FILE])
     after = recommend_all(load_model(tmp_path), k=3)
     pd.testing.assert_frame_equal(before, after)
     assert after["customer"].dtype == np.int64 and after["item_number"].dtype == np.int64
