@@ -79,6 +79,8 @@ def trial_table(records: list[TrialRecord], space_keys: list[str], metric: str, 
                 row[f"last_{column}"] = history[column].iloc[-1]
         row["status"] = trial_status(record, max_epochs, row.get("peak_epoch"))
         row["wall_seconds"] = record.wall_seconds
+        if "node_ip" in history:  # which machine ran it (Tune's own field), for a search on a cluster
+            row["node"] = history["node_ip"].iloc[-1]
         row["error"] = record.error or ""
         rows.append(row)
     return pd.DataFrame(rows)

@@ -151,13 +151,20 @@ def records_on_disk(plan: SearchPlan) -> list[TrialRecord]:
         return []
 
 
+def trial_statuses(results: tune.ResultGrid) -> dict[str, str]:
+    """Tune's status of every trial, read where the experiment lives (a folder or a cloud URI: the result
+    grid's experiment_path has lost the URI's scheme, its filesystem has not)."""
+    analysis = tune.ExperimentAnalysis(results.experiment_path, storage_filesystem=results.filesystem)
+    return {trial.trial_id: trial.status for trial in analysis.trials}
+
+
 def trial_records(results: tune.ResultGrid) -> list[TrialRecord]:
     """Plain records of every trial from Tune's ResultGrid, in the order they started.
 
     A trial is done when Tune's own status says it terminated (completed or stopped by ASHA); the `done`
     flag of its last result is not reliable across an interruption.
     """
-    statuses = {trial.trial_id: trial.status for trial in tune.ExperimentAnalysis(results.experiment_path).trials}
+    statuses = trial_statuses(results)
     records = []
     for result in results:
         history = result.metrics_dataframe
