@@ -9,10 +9,12 @@ AWS_ENDPOINT_URL, AWS_DEFAULT_REGION), which pyarrow's S3 filesystem reads.
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import pyarrow
 import pyarrow.fs as pafs
@@ -73,10 +75,40 @@ def explain(uri: str, err: OSError) -> StorageError:
     return StorageError(f"cannot use storage {uri}: {first_line(err)}")
 
 
+def endpoint_of(uri: str) -> tuple[str, int] | None:
+    """host and port of an S3 URI's endpoint when one is given (endpoint_override=, else AWS_ENDPOINT_URL_S3 or
+    AWS_ENDPOINT_URL); None for the provider's own."""
+    parts = urlsplit(uri)
+    if parts.scheme != "s3":
+        return None
+    override = parse_qs(parts.query).get("endpoint_override", [""])[0]
+    endpoint = override or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if not endpoint:
+        return None
+    address = urlsplit(endpoint if "://" in endpoint else f"//{endpoint}")
+    scheme = address.scheme or parse_qs(parts.query).get("scheme", ["https"])[0]
+    return address.hostname or "", address.port or (443 if scheme == "https" else 80)
+
+
+def probe_endpoint(uri: str, timeout_s: float = 10.0) -> None:
+    """A TCP connection to the URI's endpoint: refused or silent is one line at once (pyarrow would retry)."""
+    endpoint = endpoint_of(uri)
+    if endpoint is None:
+        return
+    try:
+        socket.create_connection(endpoint, timeout=timeout_s).close()
+    except OSError as err:
+        reason = "no answer" if isinstance(err, TimeoutError) else (err.strerror or type(err).__name__).lower()
+        raise StorageError(f"cannot reach the object store of {uri} ({endpoint[0]}:{endpoint[1]}: {reason}); check "
+                           "the endpoint (endpoint_override=host:port in the URI, or AWS_ENDPOINT_URL) and that it "
+                           "runs") from None
+
+
 def check_storage(uri: str) -> None:
     """Fail in one line, before anything is written, when the URI's bucket is missing, the credentials are
     refused or the endpoint is unreachable."""
     fs, path = filesystem(uri)
+    probe_endpoint(uri)
     bucket = path.split("/", 1)[0]
     try:
         info = fs.get_file_info(bucket)
