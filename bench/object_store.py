@@ -31,6 +31,26 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "
                "AWS_EC2_METADATA_DISABLED": "true"}
 
 
+class CountingReader:
+    """A request body that adds the bytes read from it to store.received."""
+
+    def __init__(self, stream, store: CountingStore) -> None:  # noqa: ANN001
+        self.stream, self.store = stream, store
+
+    def read(self, *args: int) -> bytes:
+        data = self.stream.read(*args)
+        self.store.received += len(data)
+        return data
+
+    def readline(self, *args: int) -> bytes:
+        data = self.stream.readline(*args)
+        self.store.received += len(data)
+        return data
+
+    def __getattr__(self, name: str):  # noqa: ANN204
+        return getattr(self.stream, name)
+
+
 class CountingStore:
     """moto's S3 server in a thread, counting the request bodies (uploads) it receives."""
 
@@ -39,8 +59,8 @@ class CountingStore:
         self.received = self.uploads = 0
 
         def counting(environ, start_response):  # noqa: ANN001, ANN202 (a WSGI app)
-            if environ["REQUEST_METHOD"] in ("PUT", "POST"):
-                self.received += int(environ.get("CONTENT_LENGTH") or 0)
+            if environ["REQUEST_METHOD"] in ("PUT", "POST"):  # bodies may be chunked: count what is read
+                environ["wsgi.input"] = CountingReader(environ["wsgi.input"], self)
                 self.uploads += environ["REQUEST_METHOD"] == "PUT"
             return app(environ, start_response)
 

@@ -19,11 +19,10 @@ from search.recommend import main as recommend_main
 from search.retrain import main as retrain_main
 from search.run import main as run_main
 from search.serve import Recommender
-from search.storage import child
+from search.plan import SearchPlan
+from search.storage import child, endpoint_of, last_part
 from tests.conftest import TINY
 from tests.test_search import free_port, write_space
-
-moto_server = pytest.importorskip("moto.server", reason="moto[server] is not installed (pip install -e '.[test]')")
 
 BUCKET = "bars"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
@@ -42,6 +41,7 @@ TINY_FLAGS = [flag for key, value in TINY.items() if key != "epochs" for flag in
 def endpoint():
     """host:port of an S3-compatible server holding an empty bucket BUCKET, with the credentials in the
     environment (the Ray nodes started below inherit them)."""
+    moto_server = pytest.importorskip("moto.server", reason="moto[server] is not installed (pip install -e '.[test]')")
     with pytest.MonkeyPatch.context() as patch:
         for key, value in CREDENTIALS.items():
             patch.setenv(key, value)
@@ -194,3 +194,20 @@ def test_storage_that_cannot_be_used_fails_in_one_line_before_anything_is_writte
     if problem != "wrong credentials":
         assert retrain_main([child(uri, "bad")]) == 2
         assert expected in capsys.readouterr().err
+
+
+def test_a_uri_keeps_its_query_last_and_names_its_endpoint(monkeypatch):
+    uri = "s3://bars/results?scheme=http&endpoint_override=127.0.0.1:9000"
+    assert child(uri, "s3", "final") == "s3://bars/results/s3/final?scheme=http&endpoint_override=127.0.0.1:9000"
+    assert child("s3://bars/results/", "x") == "s3://bars/results/x" and child("results", "x") == "results/x"
+    assert last_part(child(uri, "s3")) == "s3" and last_part("results/s3") == "s3"
+    plan = SearchPlan(name="s3", storage=uri, folder="results/s3", samples=1, cpus_per_trial=1, gpus_per_trial=0,
+                      concurrency=1, config={}, search={}, status="running", created="")
+    assert plan.tune_path == "s3://bars/results/s3?scheme=http&endpoint_override=127.0.0.1:9000"
+    assert endpoint_of(uri) == ("127.0.0.1", 9000)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    assert endpoint_of("s3://bars/results") is None and endpoint_of("gs://bars/results") is None
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://minio.local")
+    assert endpoint_of("s3://bars/results") == ("minio.local", 80)
+    assert endpoint_of("s3://bars/results?endpoint_override=s3.example.com") == ("s3.example.com", 443)
