@@ -66,7 +66,7 @@ def explain(uri: str, err: OSError) -> StorageError:
     if "NETWORK_CONNECTION" in text or "curlCode" in text:
         return StorageError(f"cannot reach the object store of {uri} ({first_line(err)}); check the endpoint "
                             "(endpoint_override=host:port in the URI, or AWS_ENDPOINT_URL) and that it runs")
-    denied = ("ACCESS_DENIED", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden", "403",
+    denied = ("ACCESS_DENIED", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden",
               "INVALID_ACCESS_KEY_ID", "SIGNATURE_DOES_NOT_MATCH", "AccessDenied")
     if any(word in text for word in denied):
         return StorageError(f"the object store refused the credentials for {uri} ({first_line(err)}); check "
