@@ -14,6 +14,7 @@ import torch
 from core.artifact import load_model
 from core.errors import DataError, RecsysError
 from core.export import read_customer_ids, recommend_all, write_recommendations
+from search.storage import local_copy
 
 
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,7 +39,7 @@ def export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if args.device not in ("cpu", "cuda") or (args.device == "cuda" and not torch.cuda.is_available()):
             raise DataError(f"--device {args.device}: expected cpu, or cuda on a machine with a visible GPU")
         customers = read_customer_ids(args.customers) if args.customers else None
-        saved = load_model(args.model, device=args.device)
+        saved = load_model(local_copy(args.model), device=args.device)
         total = len(customers) if customers is not None else len(saved.user_ids)
         with progress_bar(total) as bar:
             frame = recommend_all(saved, customers=customers, k=args.k, include_seen=args.include_seen,

@@ -16,6 +16,7 @@ import yaml
 
 from core.config import load_yaml
 from core.errors import ConfigError
+from search.storage import child, is_uri
 
 PLAN_FILE = "search.yaml"
 BEST_CONFIG_FILE = "best_config.yaml"
@@ -53,10 +54,8 @@ class SearchPlan:
 
     @property
     def tune_path(self) -> str:
-        """Where Ray keeps the experiment (for Tuner.restore)."""
-        if "://" in self.storage:
-            return f"{self.storage.rstrip('/')}/{self.name}"
-        return str(Path(self.storage) / self.name)
+        """Where Ray keeps the experiment (for Tuner.restore): <storage>/<name>, before a URI's query."""
+        return child(self.storage, self.name)
 
     def resume_command(self, address: str | None = None) -> str:
         """The command that continues this search, as it must be typed (with --storage and --address when
@@ -96,6 +95,8 @@ def load_plan(folder: str | Path) -> SearchPlan:
                           f"{', '.join(s.value for s in Status)}") from None
     plan = SearchPlan(**{**{k: v for k, v in values.items() if k in names}, "status": status})
     here = Path(folder).resolve()
-    if "://" not in plan.storage and Path(plan.folder) != here:  # moved or copied: it resumes from where it is
+    if is_uri(plan.storage):  # its reports may have been fetched from the URI onto another machine
+        plan = dataclasses.replace(plan, folder=str(here))
+    elif Path(plan.folder) != here:  # moved or copied: it resumes from where it is
         plan = dataclasses.replace(plan, name=here.name, storage=str(here.parent), folder=str(here))
     return plan

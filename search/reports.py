@@ -81,6 +81,8 @@ def trial_table(records: list[TrialRecord], space_keys: list[str], metric: str, 
         row["status"] = trial_status(record, max_epochs, row.get("peak_epoch"))
         row["wall_seconds"] = record.wall_seconds
         row["retried"] = record.retried
+        if "node_ip" in history:  # which machine ran it (Tune's own field), for a search on a cluster
+            row["node"] = history["node_ip"].iloc[-1]
         row["error"] = record.error or ""
         rows.append(row)
     return pd.DataFrame(rows)

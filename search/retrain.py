@@ -39,6 +39,7 @@ from search.plan import (
     load_plan,
 )
 from search.reports import retrain_report
+from search.storage import check_storage, child, fetch_reports, is_uri, last_part, newest_folder_with, upload_folder
 from search.tracking import log_retrain, require_mlflow
 
 log = logging.getLogger("search.retrain")
@@ -50,6 +51,24 @@ def latest_experiment(storage: Path) -> Path:
     if not plans:
         raise ConfigError(f"no search found in {storage}/ (run python -m search.run first)")
     return plans[-1].parent
+
+
+def search_folder(experiment: str | None, storage: str) -> tuple[Path, str | None]:
+    """The local folder of the search to retrain and, for a search kept at a URI, that URI: its reports are
+    fetched from there into results/<name>/ first, and final/ is copied back there."""
+    uri = experiment if experiment and is_uri(experiment) else None
+    if experiment is None and is_uri(storage):
+        check_storage(storage)
+        uri = newest_folder_with(storage, PLAN_FILE)
+        if uri is None:
+            raise ConfigError(f"no search found in {storage} (run python -m search.run --storage ... first)")
+    if uri is None:
+        return (Path(experiment) if experiment else latest_experiment(Path(storage))), None
+    check_storage(uri)
+    folder = Path("results").resolve() / last_part(uri)
+    if PLAN_FILE not in fetch_reports(uri, folder):
+        raise ConfigError(f"{uri} is not a search folder (it holds no {PLAN_FILE})")
+    return folder, uri
 
 
 def load_experiment(folder: Path, force: bool) -> tuple[SearchPlan, Config]:
@@ -124,9 +143,11 @@ def retrain(folder: Path, seeds: int = 1, force: bool = False) -> dict[str, Any]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m search.retrain", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("experiment", nargs="?", help="results/<name> (default: the most recent search)")
+    parser.add_argument("experiment", nargs="?", help="results/<name>, or <storage URI>/<name> for a search kept "
+                                                      "in an object store (default: the most recent search)")
     parser.add_argument("--seeds", type=int, default=1, help="retrain with this many seeds; report mean ± std")
-    parser.add_argument("--storage", default="results", help="where searches live (for the default experiment)")
+    parser.add_argument("--storage", default="results", help="where searches live, a folder or a URI (for the "
+                                                             "default experiment)")
     parser.add_argument("--force", action="store_true",
                         help="retrain even if the search did not finish or its data changed")
     args = parser.parse_args(argv)
@@ -136,12 +157,16 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("core", "search"):
         logging.getLogger(name).setLevel(logging.INFO)
     try:
-        folder = Path(args.experiment) if args.experiment else latest_experiment(Path(args.storage))
+        folder, uri = search_folder(args.experiment, args.storage)
         retrain(folder, seeds=args.seeds, force=args.force)
+        if uri is not None:
+            upload_folder(folder / FINAL_FOLDER, child(uri, FINAL_FOLDER))
     except RecsysError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print((folder / FINAL_FOLDER / "report.md").read_text())
+    if uri is not None:
+        print(f"final model: {child(uri, FINAL_FOLDER)} (and {folder / FINAL_FOLDER})", file=sys.stderr)
     return 0
 
 

@@ -28,8 +28,11 @@ from search.lock import hold_search_lock, release_search_lock
 from search.plan import PLAN_FILE, SearchPlan, Status, load_plan
 from search.reports import SearchFacts, seen_last_key, write_outputs
 from search.space import SearchSpec, load_search_spec
+from search.storage import check_storage, child, exists, fetch_reports, is_uri, publish_reports
 from search.tracking import require_mlflow, tracking_uri
 from search.warmstart import load_warm_start
+
+log = logging.getLogger(__name__)
 
 FIXED_ON_RESUME = ("samples", "data", "config", "overrides", "space", "max_epochs", "seed", "scheduler",
                    "cpus_per_trial", "gpus_per_trial", "concurrency", "warm_start", "mlflow", "grace_period",
@@ -103,12 +106,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def report_folder(storage: str, name: str) -> Path:
+    """The local folder of a search's reports: <storage>/<name>, or results/<name> when storage is a URI."""
+    return Path("results").resolve() / name if is_uri(storage) else Path(storage).resolve() / name
+
+
 def experiment_folder(storage: str, name: str) -> tuple[str, Path]:
-    """Ray's storage path and the local folder for our reports (the same unless storage is a URI)."""
-    if "://" in storage:
-        return storage, Path("results").resolve() / name
-    path = Path(storage).resolve()
-    return str(path), path / name
+    """Ray's storage path and the local folder for our reports (the same unless storage is a URI, whose bucket,
+    credentials and endpoint are checked here, before anything is written)."""
+    if is_uri(storage):
+        check_storage(storage)
+        return storage, report_folder(storage, name)
+    return str(Path(storage).resolve()), report_folder(storage, name)
 
 
 def new_plan(args: argparse.Namespace) -> SearchPlan:
@@ -128,8 +137,11 @@ def new_plan(args: argparse.Namespace) -> SearchPlan:
         require_mlflow()  # before Ray starts: a missing extra is one clear line
     if args.warm_start:
         load_warm_start(args.warm_start, spec)  # refuse an incompatible search before anything starts
-    if folder.exists() and any(folder.iterdir()):
-        raise ConfigError(f"{folder} already holds a search; continue it with --resume --name {name}, "
+    taken = folder if folder.exists() and any(folder.iterdir()) else None
+    if taken is None and is_uri(storage) and exists(child(storage, name)):
+        taken = child(storage, name)
+    if taken is not None:
+        raise ConfigError(f"{taken} already holds a search; continue it with --resume --name {name}, "
                           "or choose another --name")
     return SearchPlan(name=name, storage=storage, folder=str(folder), samples=args.samples or 50,
                       cpus_per_trial=args.cpus_per_trial or 1.0, gpus_per_trial=args.gpus_per_trial,
@@ -142,7 +154,9 @@ def new_plan(args: argparse.Namespace) -> SearchPlan:
 
 def resumed_plan(args: argparse.Namespace) -> SearchPlan:
     """The saved settings of an earlier search, resources included (its searcher and trials keep them)."""
-    _, folder = experiment_folder(args.storage, args.name)
+    storage, folder = experiment_folder(args.storage, args.name)
+    if is_uri(storage) and not (folder / PLAN_FILE).is_file():  # started on another machine: fetch its reports
+        fetch_reports(child(storage, args.name), folder)
     if not (folder / PLAN_FILE).is_file():
         raise ConfigError(f"no search to resume at {folder} ({PLAN_FILE} is missing); "
                           "start one without --resume")
@@ -165,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the compact status table, not a box per finished trial
     os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")  # an errored trial's traceback: its error.txt only
     args.name = args.name or datetime.now().strftime("search-%Y%m%d-%H%M%S")
-    folder = experiment_folder(args.storage, args.name)[1]
+    folder = report_folder(args.storage, args.name)
     try:
         return locked_search(args, folder)
     finally:
@@ -214,7 +228,6 @@ def checked_pickles(plan: SearchPlan, spec: SearchSpec, trust: bool) -> None:
         recover.replace_searcher_state(plan, spec, damaged)
 
 
-log = logging.getLogger("search.run")
 STOPPING = "\n{}: stopping now; the summary is written from the results saved so far"
 
 
@@ -238,10 +251,12 @@ def run_search(args: argparse.Namespace, plan: SearchPlan, config: Config, spec:
     records = None
     try:
         plan = tuner.resolve_resources(plan).save()
+        publish_reports(plan.folder, plan.storage, plan.name)
         if getattr(context, "dashboard_url", None):
             print(f"Ray dashboard: http://{context.dashboard_url}", file=sys.stderr)
         print(f"Search {plan.name}: {plan.samples} trials, {plan.concurrency} at a time, {plan.cpus_per_trial:g} CPU"
-              f" + {plan.gpus_per_trial:g} GPU each; outputs in {plan.folder}", file=sys.stderr)
+              f" + {plan.gpus_per_trial:g} GPU each; outputs in {plan.folder}"
+              + (f" (trials and checkpoints in {plan.tune_path})" if is_uri(plan.storage) else ""), file=sys.stderr)
         endings.quiet_trial_tracebacks()
         warm = load_warm_start(plan.warm_start, spec) if plan.warm_start else None
         records = tuner.run_trials(plan, config, spec, data, warm)
@@ -277,12 +292,21 @@ def run_search(args: argparse.Namespace, plan: SearchPlan, config: Config, spec:
                                wall_seconds=plan.wall_seconds + time.perf_counter() - began).save()
     facts = search_facts(records, config, spec, data, baselines, ray_seconds, prepared - began)
     table = write_outputs(Path(plan.folder), records, plan, spec, facts)
-    print(f"\nSummary: {Path(plan.folder) / 'summary.md'}", file=sys.stderr)
+    print(f"\nSummary: {Path(plan.folder) / 'summary.md'}{copied_to(plan)}", file=sys.stderr)
     if not finished:
         print(f"The search did not finish ({len(table)} of {plan.samples} trials started). Resume it with:\n"
               f"  {plan.resume_command(args.address)}", file=sys.stderr)
         return 130
     return 0
+
+
+def copied_to(plan: SearchPlan) -> str:
+    """For a URI storage: the reports are copied beside Ray's experiment; says where (or why not)."""
+    try:
+        uri = publish_reports(plan.folder, plan.storage, plan.name)
+    except RecsysError as err:
+        return f"\nwarning: the reports stay local only: {err}"
+    return f" (copied to {uri})" if uri else ""
 
 
 def search_facts(records: list, config: Config, spec: SearchSpec, data: PreparedData,

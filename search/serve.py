@@ -34,6 +34,7 @@ from search.serve_requests import (
     query_from_body,
     query_from_params,
 )
+from search.storage import is_uri, local_copy
 
 log = logging.getLogger("ray.serve")
 APP_NAME = "seqrec"
@@ -76,8 +77,11 @@ class Recommender:
     def __init__(self, folder: str, threads: int = 1, max_batch_size: int = MAX_BATCH_SIZE,
                  batch_wait_s: float = BATCH_WAIT_MS / 1000):
         torch.set_num_threads(threads)
-        self.saved = load_model(folder)
-        self.card = model_card(folder, self.saved)
+        local = local_copy(folder)  # a model at a URI is fetched by each replica, on its own node
+        self.saved = load_model(local)
+        self.card = model_card(local, self.saved)
+        if is_uri(folder):
+            self.card["model"] = folder
         catalog = self.saved.catalog
         self.item_numbers = catalog["item_number"].tolist()  # JSON numbers for integer ids, strings for text ids
         self.descriptions = list(zip(catalog["description_1"], catalog["description_2"]))
@@ -127,13 +131,15 @@ def build_app(folder: str | Path, replicas: int = 1, threads: int = 1, max_batch
     """The Serve application: `replicas` copies of the model, each with `threads` torch threads and CPUs."""
     deployment = Recommender.options(num_replicas=replicas, ray_actor_options={"num_cpus": threads},
                                      max_ongoing_requests=max(64, 2 * max_batch_size))
-    return deployment.bind(str(Path(folder).resolve()), threads, max_batch_size, batch_wait_ms / 1000)
+    location = str(folder) if is_uri(folder) else str(Path(folder).resolve())
+    return deployment.bind(location, threads, max_batch_size, batch_wait_ms / 1000)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m search.serve", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", help="results/<name>/final (or its model.pt)")
+    parser.add_argument("model", help="results/<name>/final (or its model.pt), or such a folder at a storage URI "
+                                      "(s3://...: each replica fetches it)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; "
                                                             "0.0.0.0 for every interface)")
     parser.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
@@ -214,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     catch_stops()
     try:
-        load_model(args.model)  # fail here, in one line, rather than inside a replica
+        load_model(local_copy(args.model))  # fail here, in one line, rather than inside a replica
         start(args)
     except RecsysError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -154,13 +154,19 @@ def records_on_disk(plan: SearchPlan) -> list[TrialRecord]:
         return []
 
 
+def tune_trials(results: tune.ResultGrid) -> list[tune.experiment.Trial]:
+    """Tune's own record of every trial (status, failures), read where the experiment lives (a folder or a
+    cloud URI: the result grid's experiment_path has lost the URI's scheme, its filesystem has not)."""
+    return tune.ExperimentAnalysis(results.experiment_path, storage_filesystem=results.filesystem).trials
+
+
 def trial_records(results: tune.ResultGrid) -> list[TrialRecord]:
     """Plain records of every trial from Tune's ResultGrid, in the order they started.
 
     A trial is done when Tune's own status says it terminated (completed or stopped by ASHA); the `done`
     flag of its last result is not reliable across an interruption.
     """
-    trials = tune.ExperimentAnalysis(results.experiment_path).trials
+    trials = tune_trials(results)
     statuses = {trial.trial_id: trial.status for trial in trials}
     failures = {trial.trial_id: trial.run_metadata.num_failures for trial in trials}
     records = []
