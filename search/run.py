@@ -190,6 +190,8 @@ def locked_search(args: argparse.Namespace, folder: Path) -> int:
     """The search, once no other process runs one of this name (the lock is taken before anything is written)."""
     began = time.perf_counter()
     try:
+        if is_uri(args.storage):
+            check_storage(args.storage)  # a bucket that cannot be used: one line, and no lock file left here
         hold_search_lock(folder)
         integrity.user_key()  # a key others can read: refused now, not inside Tune
         plan = resumed_plan(args) if args.resume else new_plan(args)
