@@ -27,10 +27,11 @@ from search.endings import SearchStopped, stop_signals
 from search.plan import PLAN_FILE, SearchPlan, Status, load_plan
 from search.reports import SearchFacts, write_outputs
 from search.space import SearchSpec, load_search_spec
+from search.study import trials_created
 from search.tracking import require_mlflow, tracking_uri
 from search.warmstart import load_warm_start
 
-FIXED_ON_RESUME = ("samples", "data", "config", "overrides", "space", "max_epochs", "seed", "scheduler",
+FIXED_ON_RESUME = ("data", "config", "overrides", "space", "max_epochs", "seed", "scheduler",
                    "cpus_per_trial", "gpus_per_trial", "concurrency", "warm_start", "mlflow", "grace_period",
                    "reduction_factor")
 
@@ -38,7 +39,8 @@ FIXED_ON_RESUME = ("samples", "data", "config", "overrides", "space", "max_epoch
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m search.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--samples", type=int, help="number of trials (default 50)")
+    parser.add_argument("--samples", type=int,
+                        help="number of trials (default 50); with --resume, go on to this many trials in total")
     parser.add_argument("--data", help="data source: synthetic (default), an event log CSV/Parquet, "
                                        "a MovieLens folder or a sequence .txt file")
     parser.add_argument("--config", help="YAML file of settings over configs/default.yaml")
@@ -145,6 +147,12 @@ def resumed_plan(args: argparse.Namespace) -> SearchPlan:
         raise ConfigError(f"a resumed search keeps its settings; drop {', '.join(fixed)} "
                           f"(they are in {folder / PLAN_FILE})")
     plan = load_plan(folder)
+    if args.samples is not None:
+        created = trials_created(plan.tune_path)
+        if created is not None and args.samples <= created:
+            raise ConfigError(f"--samples {args.samples} is not above the {created} trials search {plan.name} "
+                              f"has already run; ask for more than {created}")
+        plan = dataclasses.replace(plan, samples=args.samples)
     if plan.mlflow:  # its Tune callback is restored with the experiment
         require_mlflow()
     return dataclasses.replace(plan, status=Status.RUNNING, address=args.address)
