@@ -10,6 +10,8 @@ never the original's.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +25,22 @@ from ray.tune.search.optuna import OptunaSearch
 from core.errors import ConfigError
 
 JOURNAL_FILE = "optuna.journal"
-JOURNAL_ENV = "SEQREC_OPTUNA_JOURNAL"  # set by the driver before Tune restores a searcher
+JOURNAL_ENV = "SEQREC_OPTUNA_JOURNAL"  # set by journal_at while Tune runs (and restores) a search
 SEARCH_STATE_PREFIX = "search_gen_state-"  # Tune's SearchGenerator state: trials created, trial budget
+
+
+@contextmanager
+def journal_at(path: str | Path) -> Iterator[None]:
+    """While Tune runs a search: its searcher, new or restored, uses the journal at `path`."""
+    before = os.environ.get(JOURNAL_ENV)
+    os.environ[JOURNAL_ENV] = str(path)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(JOURNAL_ENV, None)
+        else:
+            os.environ[JOURNAL_ENV] = before
 
 
 def journal_storage(path: str | Path) -> JournalStorage:
@@ -45,8 +61,8 @@ class FolderStudySearch(OptunaSearch):
     """OptunaSearch whose study is the journal in the results folder.
 
     Its saved state holds the sampler and which Optuna trial each Tune trial is, not the study (the journal
-    is the study). Restored, it reopens the journal named by $SEQREC_OPTUNA_JOURNAL (the folder being
-    resumed), else the one it was built with."""
+    is the study). Restored, it reopens the journal named by journal_at (in the folder being resumed),
+    else the one it was built with."""
 
     def __init__(self, journal: str | Path, study_name: str, **kwargs: Any):
         self._journal = str(journal)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from search.endings import TrialErrorLine
 from search.plan import SearchPlan
 from search.records import TrialRecord
 from search.space import SearchSpec, inside
-from search.study import JOURNAL_ENV, JOURNAL_FILE, FolderStudySearch, set_budget
+from search.study import JOURNAL_FILE, FolderStudySearch, journal_at, set_budget
 from search.tracking import tune_callbacks
 from search.trainable import train_trial
 from search.warmstart import WarmStart
@@ -90,7 +89,8 @@ def run_trials(plan: SearchPlan, config: Config, spec: SearchSpec, data: Prepare
                                      mode=spec.settings.mode)
     trainable = tune.with_resources(trainable,
                                     {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial})
-    results = build_tuner(plan, config, spec, trainable, warm).fit()
+    with journal_at(Path(plan.folder) / JOURNAL_FILE):  # Tune restores the searcher inside fit
+        results = build_tuner(plan, config, spec, trainable, warm).fit()
     return trial_records(results)
 
 
@@ -98,8 +98,6 @@ def build_tuner(plan: SearchPlan, config: Config, spec: SearchSpec, trainable: A
                 warm: WarmStart | None = None) -> tune.Tuner:
     """A new Tuner, or the interrupted one restored with its searcher state and finished trials. A new one
     evaluates the base config first, or, warm-started, first learns the earlier search's trials."""
-    journal = Path(plan.folder) / JOURNAL_FILE
-    os.environ[JOURNAL_ENV] = str(journal)  # a restored searcher reopens the study where the folder is now
     if tune.Tuner.can_restore(plan.tune_path):
         log.info("resuming %s", plan.tune_path)
         set_budget(plan.tune_path, plan.samples)  # --resume --samples N: go on to N trials in total
@@ -110,7 +108,8 @@ def build_tuner(plan: SearchPlan, config: Config, spec: SearchSpec, trainable: A
     if not all(inside(value, spec.space[key]) for key, value in start.items()):
         log.warning("the base config lies outside the search space; it is not evaluated first")
         start = None
-    searcher = searcher_for(settings.seed, [start] if start else None, warm, journal, plan.name)
+    searcher = searcher_for(settings.seed, [start] if start else None, warm,
+                            Path(plan.folder) / JOURNAL_FILE, plan.name)
     param_space = {**config.to_dict(), "epochs": settings.max_epochs,
                    **{key: to_domain(value) for key, value in spec.space.items()}}
     scheduler = ResumableASHA(max_t=settings.max_epochs, grace_period=settings.grace_period,

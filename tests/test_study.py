@@ -1,5 +1,6 @@
 """The search's Optuna study in its results folder (read live and after), and a finished search extended."""
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -42,15 +43,15 @@ def test_the_study_is_readable_while_the_search_runs_and_holds_every_trial_after
     deadline = time.time() + 120
     while process.poll() is None and time.time() < deadline:
         if journal.is_file():
-            trials = load_search_study(journal.parent).trials
-            if any(t.state == optuna.trial.TrialState.COMPLETE for t in trials) and len(trials) < 3:
-                seen_running = trials  # read by a second process while the driver writes it
+            running = [t for t in load_search_study(journal.parent).trials
+                       if t.state == optuna.trial.TrialState.RUNNING and t.intermediate_values]
+            if running:  # read by a second process while the driver writes it: epochs as they come
+                seen_running = running
                 break
-        time.sleep(0.3)
+        time.sleep(0.1)
     _, err = process.communicate(timeout=180)
     assert process.returncode == 0, err[-3000:]
-    assert seen_running is not None and all(t.intermediate_values for t in seen_running
-                                            if t.state == optuna.trial.TrialState.COMPLETE)
+    assert seen_running is not None
 
     study = optuna.load_study(study_name="watched", storage=optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(journal))))
@@ -79,3 +80,10 @@ def test_a_finished_search_goes_on_to_more_samples_keeping_its_trials(tmp_path, 
     study = load_search_study(folder)
     assert len(study.trials) == 5  # one study: TPE went on with its history, nothing duplicated
     assert len({(t.params["lr"], t.params["hidden_dim"]) for t in study.trials}) == 5
+
+    # a copied folder resumes against its own journal: the original's study is left as it was
+    shutil.copytree(folder, tmp_path / "copy")
+    original = (folder / JOURNAL_FILE).read_bytes()
+    assert main(["--resume", "--name", "copy", "--storage", str(tmp_path), "--samples", "6", "--no-dashboard"]) == 0
+    assert (folder / JOURNAL_FILE).read_bytes() == original
+    assert len(load_search_study(tmp_path / "copy").trials) == 6
