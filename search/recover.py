@@ -5,17 +5,16 @@ they hold.
 from __future__ import annotations
 
 import logging
-import pickle
 import sys
 from pathlib import Path
 
 import pandas as pd
-from ray.tune.search.optuna import OptunaSearch
 
 from core.errors import ConfigError
 from search import integrity
 from search.plan import SearchPlan
 from search.space import SearchSpec
+from search.study import JOURNAL_FILE, journal_at, journal_study_name
 from search.tuner import searcher_for, to_domain
 from search.warmstart import load_warm_start
 
@@ -31,22 +30,21 @@ def replace_searcher_state(plan: SearchPlan, spec: SearchSpec, damaged: list[str
     for path in moved:
         print(f"warning: {path.name[:-len('.damaged')]} failed its check (damaged, or not written by you); set "
               f"aside as {path} and not loaded; Optuna restarts from the {TRIALS_FILE} trials", file=sys.stderr)
+    journal = Path(plan.folder) / JOURNAL_FILE
     warm = None
-    if (Path(plan.folder) / TRIALS_FILE).is_file():
+    if not journal.is_file() and (Path(plan.folder) / TRIALS_FILE).is_file():  # the journal holds every trial
         try:
             warm = load_warm_start(plan.folder, spec)
         except ConfigError:  # no finished trial yet: a fresh sampler
             warm = None
-    searcher = searcher_for(spec.settings.seed, None, warm)
-    assert isinstance(searcher, OptunaSearch)
-    searcher.set_search_properties(spec.settings.metric, spec.settings.mode,
-                                   {key: to_domain(value) for key, value in spec.space.items()})
-    state = searcher.__dict__.copy()
+    searcher = searcher_for(spec.settings.seed, None, warm, journal, journal_study_name(journal, plan.name))
+    with journal_at(journal):
+        searcher.set_search_properties(spec.settings.metric, spec.settings.mode,
+                                       {key: to_domain(value) for key, value in spec.space.items()})
     # trials Tune resumes were proposed by the lost sampler: their ends are not told to the new one
-    state["_completed_trials"] = {path.name for path in folder.iterdir() if path.is_dir()}
+    searcher._completed_trials = {path.name for path in folder.iterdir() if path.is_dir()}
     for name in damaged:
-        with open(folder / name, "wb") as out:
-            pickle.dump(state, out)
+        searcher.save(str(folder / name))
     integrity.seal(folder)
 
 

@@ -29,12 +29,13 @@ from search.plan import PLAN_FILE, SearchPlan, Status, load_plan
 from search.reports import SearchFacts, seen_last_key, write_outputs
 from search.space import SearchSpec, load_search_spec
 from search.storage import check_storage, child, exists, fetch_reports, is_uri, publish_reports
+from search.study import trials_created
 from search.tracking import require_mlflow, tracking_uri
 from search.warmstart import load_warm_start
 
 log = logging.getLogger(__name__)
 
-FIXED_ON_RESUME = ("samples", "data", "config", "overrides", "space", "max_epochs", "seed", "scheduler",
+FIXED_ON_RESUME = ("data", "config", "overrides", "space", "max_epochs", "seed", "scheduler",
                    "cpus_per_trial", "gpus_per_trial", "concurrency", "warm_start", "mlflow", "grace_period",
                    "reduction_factor")
 
@@ -42,7 +43,8 @@ FIXED_ON_RESUME = ("samples", "data", "config", "overrides", "space", "max_epoch
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m search.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--samples", type=int, help="number of trials (default 50)")
+    parser.add_argument("--samples", type=int,
+                        help="number of trials (default 50); with --resume, go on to this many trials in total")
     parser.add_argument("--data", help="data source: synthetic (default), an event log CSV/Parquet, "
                                        "a MovieLens folder or a sequence .txt file")
     parser.add_argument("--config", help="YAML file of settings over configs/default.yaml")
@@ -199,6 +201,7 @@ def locked_search(args: argparse.Namespace, folder: Path) -> int:
         spec = SearchSpec.from_dict(plan.search)
         if args.resume:
             checked_pickles(plan, spec, args.trust_pickles)
+            plan = extended(plan, args.samples)
         data = prepare_data(config)
         prepared = time.perf_counter()
         if plan.data_fingerprint not in (None, data.fingerprint()):
@@ -217,6 +220,18 @@ def locked_search(args: argparse.Namespace, folder: Path) -> int:
         return 130
     with stop_signals():
         return run_search(args, plan, config, spec, data, baselines, began, prepared)
+
+
+def extended(plan: SearchPlan, samples: int | None) -> SearchPlan:
+    """The plan of a resume with --samples N: N trials in all, more than the search has already run (read from
+    Tune's search state, once checked_pickles has verified it)."""
+    if samples is None:
+        return plan
+    created = trials_created(plan.tune_path)
+    if created is not None and samples <= created:
+        raise ConfigError(f"--samples {samples} is not above the {created} trials search {plan.name} "
+                          f"has already run; ask for more than {created}")
+    return dataclasses.replace(plan, samples=samples)
 
 
 def checked_pickles(plan: SearchPlan, spec: SearchSpec, trust: bool) -> None:

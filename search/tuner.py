@@ -28,6 +28,7 @@ from search.integrity import SealPickles
 from search.plan import SearchPlan
 from search.records import TrialRecord
 from search.space import SearchSpec, inside
+from search.study import JOURNAL_FILE, FolderStudySearch, journal_at, set_budget
 from search.tracking import tune_callbacks
 from search.trainable import train_trial
 from search.warmstart import WarmStart
@@ -91,7 +92,8 @@ def run_trials(plan: SearchPlan, config: Config, spec: SearchSpec, data: Prepare
                                      mode=spec.settings.mode)
     trainable = tune.with_resources(trainable,
                                     {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial})
-    results = build_tuner(plan, config, spec, trainable, warm).fit()
+    with journal_at(Path(plan.folder) / JOURNAL_FILE):  # Tune restores the searcher inside fit
+        results = build_tuner(plan, config, spec, trainable, warm).fit()
     return trial_records(results)
 
 
@@ -101,6 +103,7 @@ def build_tuner(plan: SearchPlan, config: Config, spec: SearchSpec, trainable: A
     evaluates the base config first, or, warm-started, first learns the earlier search's trials."""
     if tune.Tuner.can_restore(plan.tune_path):
         log.info("resuming %s", plan.tune_path)
+        set_budget(plan.tune_path, plan.samples)  # --resume --samples N: go on to N trials in total
         return tune.Tuner.restore(plan.tune_path, trainable=trainable, resume_unfinished=True, resume_errored=False)
     settings = spec.settings
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -108,7 +111,8 @@ def build_tuner(plan: SearchPlan, config: Config, spec: SearchSpec, trainable: A
     if not all(inside(value, spec.space[key]) for key, value in start.items()):
         log.warning("the base config lies outside the search space; it is not evaluated first")
         start = None
-    searcher = searcher_for(settings.seed, [start] if start else None, warm)
+    searcher = searcher_for(settings.seed, [start] if start else None, warm,
+                            Path(plan.folder) / JOURNAL_FILE, plan.name)
     param_space = {**config.to_dict(), "epochs": settings.max_epochs,
                    **{key: to_domain(value) for key, value in spec.space.items()}}
     scheduler = ResumableASHA(max_t=settings.max_epochs, grace_period=settings.grace_period,
@@ -132,13 +136,15 @@ def build_tuner(plan: SearchPlan, config: Config, spec: SearchSpec, trainable: A
     )
 
 
-def searcher_for(seed: int, first: list[dict[str, Any]] | None, warm: WarmStart | None) -> OptunaSearch:
-    """Optuna's TPE, seeded; told a warm start's trials (with their values), else evaluating `first` first."""
+def searcher_for(seed: int, first: list[dict[str, Any]] | None, warm: WarmStart | None, journal: Path,
+                 study_name: str) -> OptunaSearch:
+    """Optuna's TPE, seeded, its study in the journal file; told a warm start's trials (with their values),
+    else evaluating `first` first."""
+    study = dict(journal=journal, study_name=study_name, sampler=TPESampler(seed=seed))
     if warm is not None:
         log.info("warm start: Optuna learns %d trials of %s first", len(warm.points), warm.source)
-        return OptunaSearch(sampler=TPESampler(seed=seed), points_to_evaluate=warm.points,
-                            evaluated_rewards=warm.rewards)
-    return OptunaSearch(sampler=TPESampler(seed=seed), points_to_evaluate=first)
+        return FolderStudySearch(**study, points_to_evaluate=warm.points, evaluated_rewards=warm.rewards)
+    return FolderStudySearch(**study, points_to_evaluate=first)
 
 
 def trial_folder_name(trial: tune.experiment.Trial) -> str:

@@ -32,7 +32,7 @@ def test_finished_trials_inside_todays_space_are_carried_over_with_their_values(
     assert warm.points == [{"lr": 0.002, "hidden_dim": 16, "embed_dim": 8}, {"lr": 0.004, "hidden_dim": 32, "embed_dim": 8}]
     assert warm.rewards == [0.30, 0.35] and warm.left_out == {"lr": 1}
 
-    searcher = searcher_for(0, None, warm)
+    searcher = searcher_for(0, None, warm, tmp_path / "optuna.journal", "today")
     searcher.set_search_properties("val_ndcg@5", "max", {key: to_domain(d) for key, d in today.space.items()})
     told = searcher._ot_study.trials  # what Optuna knows before proposing anything
     assert [(t.params, t.value) for t in told] == list(zip(warm.points, warm.rewards, strict=True))

@@ -1,0 +1,27 @@
+"""bench/asha_replay.py: Ray's ASHA replayed on complete learning curves."""
+import importlib.util
+import json
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "asha_replay.py"
+spec = importlib.util.spec_from_file_location("asha_replay", SCRIPT)
+asha_replay = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(asha_replay)
+
+
+def write_trial(folder: Path, name: str, started: float, values: list[float]) -> None:
+    (folder / name).mkdir(parents=True)
+    rows = [{"training_iteration": i, "val_ndcg@5": v, "time_this_iter_s": 1.0, "timestamp": started + i}
+            for i, v in enumerate(values, 1)]
+    (folder / name / "result.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_a_slow_starter_is_stopped_by_an_early_rung_and_kept_by_a_late_one(tmp_path):
+    write_trial(tmp_path, "fast", 0, [0.30, 0.31, 0.32, 0.32])
+    write_trial(tmp_path, "slow", 10, [0.10, 0.20, 0.35, 0.40])  # the winner, behind at epoch 1
+    trials = asha_replay.curves(tmp_path, "val_ndcg@5")
+    early = asha_replay.replay(trials, "val_ndcg@5", grace=1, factor=2, max_t=4, concurrency=1)
+    assert (early["trial_epochs"], early["best"], early["kept_best"]) == (5, 0.32, False)
+    late = asha_replay.replay(trials, "val_ndcg@5", grace=4, factor=2, max_t=4, concurrency=1)
+    assert (late["trial_epochs"], late["best"], late["kept_best"]) == (8, 0.40, True)
+    assert late["trial_seconds"] == 8.0 and late["wall_seconds"] == 8.0
