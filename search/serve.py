@@ -13,7 +13,7 @@ import logging
 import signal
 import socket
 import sys
-import time
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -205,7 +205,11 @@ def stop(args: argparse.Namespace) -> None:
     ray.shutdown()
 
 
+STOP_ASKED = threading.Event()  # set by the handler too: its exception can be swallowed inside Ray's fork hooks
+
+
 def _stop_now(signum: int, frame: Any) -> None:
+    STOP_ASKED.set()
     raise SearchStopped(signal.Signals(signum).name)
 
 
@@ -228,24 +232,31 @@ def main(argv: list[str] | None = None) -> int:
     except (SearchStopped, SystemExit, SystemError) as err:  # a stop signal while Ray or Serve was starting
         if isinstance(err, SystemError) and stop_behind(err) is None:
             raise
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not interrupt the clean-up
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        print("stopped while starting; nothing is served", file=sys.stderr)
-        stop(args)
-        return 130
+        return stopped_while_starting(args)
+    if STOP_ASKED.is_set():  # the signal came during start-up, but its exception was swallowed on the way
+        return stopped_while_starting(args)
     url = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}"
     print(f"serving {args.model} at {url} ({args.replicas} replica(s)); Ctrl-C stops it\n"
           f"  curl '{url}/recommend?customer=ID&k=5'\n"
           f"  curl -X POST {url}/recommend -d '{{\"items\": [ITEM, ITEM], \"k\": 5}}'\n"
           f"  curl {url}/model", flush=True)
     try:
-        while True:  # Serve runs in Ray's processes; this one only waits for Ctrl-C
-            time.sleep(3600)
+        while not STOP_ASKED.wait(1.0):  # Serve runs in Ray's processes; this one only waits for Ctrl-C
+            pass
     except SearchStopped:
-        print("stopping", file=sys.stderr)
+        pass
     finally:
+        print("stopping", file=sys.stderr)
         stop(args)
     return 0
+
+
+def stopped_while_starting(args: argparse.Namespace) -> int:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not interrupt the clean-up
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    print("stopped while starting; nothing is served", file=sys.stderr)
+    stop(args)
+    return 130
 
 
 if __name__ == "__main__":
