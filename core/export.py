@@ -94,7 +94,8 @@ def top_k_items(model: LSTMRecommender, items: np.ndarray, user_start: np.ndarra
     full_start = user_start[positions]
     window_length = np.minimum(ends - full_start, max_seq_len)
     order = np.argsort(window_length, kind="stable")  # a batch holds histories of about one length: little padding
-    items_t = torch.from_numpy(np.require(items, np.int64, ["C", "W"])).to(device)  # a loaded model's array is read-only
+    # a loaded model's item array is read-only: copied (only then) before torch takes it
+    items_t = torch.from_numpy(np.require(items, np.int64, ["C", "W"])).to(device)
     top_ids = np.zeros((len(positions), k), dtype=np.int64)
     top_scores = np.zeros((len(positions), k), dtype=np.float32)
     for first in range(0, len(order), batch_size):
