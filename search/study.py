@@ -89,14 +89,20 @@ class FolderStudySearch(OptunaSearch):
             self._points_to_evaluate, self._evaluated_rewards = [], None
         super()._setup_study(mode)
 
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        trial = self._ot_trials.get(trial_id)
+        if trial is not None and result.get("training_iteration") in self._reported(trial):
+            return  # a trial restarted from its checkpoint repeats epochs: Optuna keeps the first value
+        super().on_trial_result(trial_id, result)
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         # Tune hands a trial's last result to on_trial_complete only: record it as that epoch's value too
-        trial = self._ot_trials.get(trial_id)
-        if result and trial is not None and trial_id not in self._completed_trials and self.metric in result:
-            reported = self._storage.get_trial(trial._trial_id).intermediate_values
-            if result.get("training_iteration") not in reported:
-                self.on_trial_result(trial_id, result)
+        if result and trial_id in self._ot_trials and trial_id not in self._completed_trials and self.metric in result:
+            self.on_trial_result(trial_id, result)
         super().on_trial_complete(trial_id, result=result, error=error)
+
+    def _reported(self, trial: optuna.Trial) -> dict[int, float]:
+        return self._storage.get_trial(trial._trial_id).intermediate_values
 
     def save(self, checkpoint_path: str) -> None:
         state = {**self.__dict__, "_storage": None, "_ot_study": None,
