@@ -3,7 +3,6 @@
 against the same search on local disk; storage that cannot be used fails in one line."""
 import json
 import logging
-import os
 import signal
 import subprocess
 import sys
