@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from core.config import build_config
-from core.data import prepare_data
+from core.data import last_positions, prepare_data, stable_argsort
 from core.errors import DataError
 from core.samples import eval_targets, history_starts, prefix_samples, training_windows
 from core.split import TEST, TRAIN, VALID
@@ -124,3 +124,26 @@ def test_fingerprint_tells_data_apart():
     b = prepare_data(build_config({"synthetic_customers": 50, "synthetic_items": 140}))
     c = prepare_data(build_config({"synthetic_customers": 50, "synthetic_items": 140, "synthetic_seed": 1}))
     assert a.fingerprint() == b.fingerprint() != c.fingerprint()
+
+
+@pytest.mark.parametrize("high", [3, 50, 10 ** 12])  # ties everywhere, some ties, almost none
+def test_stable_argsort_keeps_ties_in_index_order(high):
+    keys = np.random.default_rng(high).integers(0, high, 5000)
+    np.testing.assert_array_equal(stable_argsort(keys), np.argsort(keys, kind="stable"))
+    np.testing.assert_array_equal(stable_argsort(np.array([2, 1, 2, 1, 2])), [1, 3, 0, 2, 4])
+
+
+def test_last_positions_of_each_code():
+    np.testing.assert_array_equal(last_positions(np.array([1, 0, 1, 2, 0, 1]), 3), [4, 5, 3])
+
+
+def test_events_at_one_time_keep_the_files_row_order(tmp_path):
+    """A customer's events at the same time stay in the file's order (what the sort may not change)."""
+    path = tmp_path / "ties.csv"
+    pd.DataFrame({"u": [1] * 6 + [2] * 2, "t": ["2024-01-02"] * 3 + ["2024-01-01"] * 3 + ["2024-01-01"] * 2,
+                  "i": [30, 10, 20, 60, 40, 50, 10, 20]}).to_csv(path, index=False)
+    data = prepare_data(build_config({"data": str(path), "user_col": "u", "time_col": "t", "item_col": "i",
+                                      "description_1_col": None, "description_2_col": None,
+                                      "split": "leave_one_out"}))
+    numbers = data.catalog["item_number"].to_numpy()
+    assert numbers[data.items - 1].tolist() == [60, 40, 50, 30, 10, 20, 10, 20]
