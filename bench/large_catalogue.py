@@ -2,6 +2,7 @@
 
     python bench/large_catalogue.py [--sizes 5000000:30000 900000:100000 1800000:1000000] [--batches 20]
                                     [--rounds 3] [--losses full sampled] [--epoch] [--set KEY=VALUE ...]
+    python bench/large_catalogue.py --config bench/configs/beauty.yaml ...   # a real log instead of sizes
 
 Each size (events:items of the synthetic log) runs in its own process, so its peak memory is its own. The
 model and training are the defaults (or --set). Every loss trains its own copy of the same initial model;
@@ -27,12 +28,12 @@ from pathlib import Path
 CUSTOMER_EVENTS = 9.05  # mean events per synthetic customer (bench/scaling.py)
 
 
-def measure(events: int, items: int, losses: list[str], batches: int, rounds: int, epoch: bool,
+def measure(log: str, losses: list[str], batches: int, rounds: int, epoch: bool,
             overrides: dict, threads: int) -> dict:
     import torch
 
     from core.baselines import item_counts
-    from core.config import build_config
+    from core.config import build_config, resolve_config
     from core.data import prepare_data
     from core.epoch import train_epoch
     from core.losses import build_loss
@@ -43,12 +44,17 @@ def measure(events: int, items: int, losses: list[str], batches: int, rounds: in
     from core.tensors import TrainingSamples, training_samples
 
     torch.set_num_threads(threads)
-    config = build_config({"synthetic_customers": round(events / CUSTOMER_EVENTS), "synthetic_items": items,
-                           **overrides})
     began = time.perf_counter()
-    frame = load_synthetic(config.synthetic_customers, config.synthetic_items, config.synthetic_seed)
-    data = prepare_data(config, interactions=frame)
-    del frame
+    if log.endswith((".yaml", ".yml")):  # a config file naming a real log
+        config = resolve_config(log, overrides)
+        data = prepare_data(config)
+    else:
+        events, items = map(int, log.split(":"))
+        config = build_config({"synthetic_customers": round(events / CUSTOMER_EVENTS), "synthetic_items": items,
+                               **overrides})
+        frame = load_synthetic(config.synthetic_customers, config.synthetic_items, config.synthetic_seed)
+        data = prepare_data(config, interactions=frame)
+        del frame
     out = {"events": len(data.items), "items": data.n_items, "customers": len(data.user_ids),
            "data_seconds": time.perf_counter() - began, "peak_mb_after_data": peak_rss_mb()}
     samples = training_samples(data, config.sample_mode, config.max_seq_len, TRAIN, config.window_overlap,
@@ -104,6 +110,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=["5000000:30000", "900000:100000", "1800000:1000000"],
                         help="events:items pairs of the synthetic log")
+    parser.add_argument("--config", help="a config file whose log is measured instead of --sizes")
     parser.add_argument("--losses", nargs="+", default=["full", "sampled"])
     parser.add_argument("--batches", type=int, default=20, help="optimiser steps timed per loss and round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of alternation")
@@ -116,12 +123,11 @@ def main() -> None:
     from core.config import parse_overrides
     overrides = parse_overrides(args.overrides)
     if args.child:
-        events, items = map(int, args.child.split(":"))
-        print(json.dumps(measure(events, items, args.losses, args.batches, args.rounds, args.epoch, overrides,
+        print(json.dumps(measure(args.child, args.losses, args.batches, args.rounds, args.epoch, overrides,
                                  args.threads)))
         return
     rows = []
-    for size in args.sizes:
+    for size in [args.config] if args.config else args.sizes:
         command = [sys.executable, __file__, "--child", size, "--batches", str(args.batches), "--rounds",
                    str(args.rounds), "--threads", str(args.threads), "--losses", *args.losses]
         command += ["--epoch"] * args.epoch
