@@ -8,7 +8,7 @@ per customer and one item per 50 events, item popularity Zipf-like. The same log
 customers and items numbered) is the second file. Each measurement runs core.data.prepare_data (read the
 file, drop short customers, sort, encode, split: everything up to the tensors) in its own process, so its
 peak memory (its own ru_maxrss) is its own. With --baseline, a checkout of other code (e.g. `git worktree add
-/tmp/seqrec-main main`) reads the integer log too, alternated with this checkout's. Writes bench/out/read_log.json.
+/tmp/seqrec-main main`) reads both logs too, alternated with this checkout's. Writes bench/out/read_log.json.
 """
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--baseline", type=Path, help="a checkout of other code to read the integer log too")
+    parser.add_argument("--baseline", type=Path, help="a checkout of other code to read both logs too")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -103,7 +103,8 @@ def main() -> None:
           f"{int_path}", flush=True)
     runs = []
     for _ in range(args.repeats):
-        plan = [(text_path, REPO), (int_path, REPO)] + ([(int_path, args.baseline)] if args.baseline else [])
+        codes = [REPO] + ([args.baseline] if args.baseline else [])
+        plan = [(path, code) for code in codes for path in (text_path, int_path)]
         for path, code in plan:
             runs.append(run_child(path, code))
             print(json.dumps(runs[-1]), flush=True)
