@@ -23,9 +23,13 @@ TINY = ["--set", "synthetic_customers=300", "--set", "synthetic_items=140", "--s
         "--set", "hidden_dim=16", "--no-dashboard"]
 
 
-def search_args(tmp_path: Path, name: str, samples: int, *extra: str) -> list[str]:
+# trials long enough (8 epochs, none stopped early) that a reader polling the journal sees one running
+WATCHED_SPACE = SPACE.replace("max_epochs: 3, grace_period: 1", "max_epochs: 8, grace_period: 8")
+
+
+def search_args(tmp_path: Path, name: str, samples: int, *extra: str, space_text: str = SPACE) -> list[str]:
     space = tmp_path / "space.yaml"
-    space.write_text(SPACE)
+    space.write_text(space_text)
     return ["--samples", str(samples), "--storage", str(tmp_path), "--name", name, "--space", str(space),
             *TINY, *extra]
 
@@ -36,7 +40,8 @@ def epoch_values(trial_folder: Path) -> dict[int, float]:
 
 
 def test_the_study_is_readable_while_the_search_runs_and_holds_every_trial_after(tmp_path):
-    command = [sys.executable, "-m", "search.run", *search_args(tmp_path, "watched", 3, "--concurrency", "1")]
+    command = [sys.executable, "-m", "search.run", *search_args(tmp_path, "watched", 3, "--concurrency", "1",
+                                                                "--set", "patience=0", space_text=WATCHED_SPACE)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     journal = tmp_path / "watched" / JOURNAL_FILE
     seen_running = None
