@@ -23,7 +23,6 @@ from core.config import Config, build_config, check_negatives
 from core.data import PreparedData, prepare_data
 from core.epoch import train_epoch
 from core.errors import ConfigError
-from core.evaluation import Variant, evaluate_variants, markov_blend_scorer, model_scorer
 from core.losses import TargetLoss, build_loss, full_softmax, resolve_loss
 from core.metrics import metric_name, with_split
 from core.model import LSTMRecommender, build_model
@@ -37,11 +36,11 @@ from core.tensors import (
     sample_targets,
     training_samples,
 )
+from core.validation import evaluate_model, needs_validation_choices
 
 log = logging.getLogger(__name__)
 
 Report = Callable[[dict[str, float], dict[str, Any]], None]
-BLEND_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0)  # tried by markov_blend: auto after every validation
 
 
 @dataclass
@@ -179,31 +178,6 @@ def moving_average(model: LSTMRecommender, decay: float) -> AveragedModel | None
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=False)
 
 
-def choose_on_validation(config: Config, data: PreparedData) -> Config:
-    """What training for test takes from a validation run of the same config (validation_choices)."""
-    if not config.patience and not needs_validation_choices(config):
-        return config
-    result = fit(dataclasses.replace(config, val_sample=0), data)  # what is kept for test: chosen on every target
-    return dataclasses.replace(config, **validation_choices(config, result.best, result.best_epoch))
-
-
-def needs_validation_choices(config: Config) -> bool:
-    """True when a setting is auto: chosen on validation, so not yet known when training for test."""
-    return config.markov_blend == "auto" or (config.seen_items == "auto" and not config.exclude_seen)
-
-
-def validation_choices(config: Config, best: Mapping[str, Any], best_epoch: int | None) -> dict[str, Any]:
-    """The settings a validation run fixes for training on training + validation, from its best epoch's
-    metrics: epochs (with patience), markov_blend and seen_items where they are auto."""
-    chosen: dict[str, Any] = {"epochs": best_epoch} if config.patience and best_epoch else {}
-    if config.markov_blend == "auto":
-        chosen["markov_blend"] = float(best.get("markov_blend", 0.0))
-    if config.seen_items == "auto" and "seen_last" in best:
-        chosen["seen_items"] = "last" if best["seen_last"] else "keep"
-    log.info("chosen on validation: %s", ", ".join(f"{k} {v}" for k, v in chosen.items()) or "nothing")
-    return chosen
-
-
 def training_state(epoch: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer, config: Config,
                    result: FitResult, patience: Patience | None,
                    averaged: AveragedModel | None = None) -> dict[str, Any]:
@@ -262,25 +236,3 @@ def run_epoch(config: Config, model: LSTMRecommender, optimizer: torch.optim.Opt
             line += ")"
     log.info("%s  %.1fs", line, time.perf_counter() - began)
     return metrics
-
-
-def evaluate_model(config: Config, model: LSTMRecommender,
-                   targets: EvalTargets) -> tuple[dict[str, float], dict[str, float], Variant]:
-    """(the model's metrics, the LSTM's alone (ranked under the same seen-item rule), the chosen (blend weight,
-    seen items last)). What the config leaves as auto is chosen here, on these targets, by NDCG at the first
-    K (on a tie: the smaller weight, seen items kept); the model's blend weight is set to the one chosen."""
-    weights = (0.0,)
-    if model.markov_blend:
-        weights = BLEND_WEIGHTS if config.markov_blend == "auto" else (float(config.markov_blend),)
-    seen_last = (False,) if config.exclude_seen else {"auto": (False, True), "keep": (False,), "last": (True,)}[
-        config.seen_items]
-    allowed = [(w, last) for last in seen_last for w in weights]
-    alone = [(0.0, last) for last in seen_last]  # the LSTM alone under each seen-item rule allowed
-    results = evaluate_variants(model_scorer(model, blend=False), markov_blend_scorer(model) if model.markov_blend
-                                else None, tuple(dict.fromkeys([*allowed, *alone])), targets, ks=config.ks,
-                                exclude_seen=config.exclude_seen, batch_size=config.eval_batch_size, with_loss=True)
-    ndcg = metric_name("ndcg", config.ks[0])
-    chosen = max(allowed, key=lambda v: (results[v][ndcg], -v[0], not v[1]))
-    if model.markov_blend:
-        model.blend_weight.fill_(chosen[0])
-    return results[chosen], results[0.0, chosen[1]], chosen

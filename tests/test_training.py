@@ -6,24 +6,20 @@ import numpy as np
 import pytest
 import torch
 
-from core.baselines import (
-    evaluate_baselines,
-    item_counts,
-    markov_scorer,
-    markov_table,
-    popularity_scorer,
-)
+from core.baselines import evaluate_baselines, item_counts, markov_scorer, markov_table, popularity_scorer
 from core.batching import batch_indices, length_batches
 from core.config import build_config
 from core.data import prepare_data
 from core.epoch import DivergedError, train_epoch
 from core.errors import ConfigError
 from core.evaluation import evaluate, evaluate_variants, markov_blend_scorer, model_scorer
-from core.fit import BLEND_WEIGHTS, choose_on_validation, fit
+from core.fit import fit
 from core.model import BLEND_ALPHA, build_model
+from core.protocol import choose_on_validation
 from core.samples import eval_targets, prefix_samples, training_windows
 from core.split import TRAIN, VALID
 from core.tensors import TrainingSamples, evaluation_targets, training_samples
+from core.validation import BLEND_WEIGHTS
 from tests.test_data import interactions
 
 
