@@ -1,4 +1,4 @@
-"""`fit`: one configuration trained from a config dict, with validation metrics after every epoch.
+"""`fit`: one configuration trained from a Config, with validation metrics after every epoch.
 
 Reads as data -> tensors -> model -> loop. Build order: data first (it fixes the number of items), then
 the model, then the optimiser. Runs without Ray; search/ wraps it, passing a `report` that forwards the
@@ -19,13 +19,13 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from core.baselines import item_counts, markov_table
-from core.config import Config, build_config, check_negatives
+from core.config import Config, check_negatives
 from core.data import PreparedData, prepare_data
 from core.epoch import train_epoch
 from core.errors import ConfigError
 from core.losses import TargetLoss, build_loss, full_softmax, resolve_loss
 from core.metrics import metric_name, with_split
-from core.model import LSTMRecommender, build_model
+from core.model import LSTMRecommender
 from core.optim import build_optimizer
 from core.split import EVAL_SPLITS
 from core.tensors import (
@@ -80,10 +80,6 @@ class Patience:
         return self.best_epoch is not None and epoch - self.best_epoch >= self.epochs
 
 
-def as_config(config: Config | Mapping[str, Any]) -> Config:
-    return config if isinstance(config, Config) else build_config(config)
-
-
 def check_data_matches(config: Config, data: PreparedData) -> None:
     """Prepared data must come from the same data settings as the config it is trained with."""
     differ = {k: (v, data.settings.get(k)) for k, v in config.data_settings().items() if data.settings.get(k) != v}
@@ -92,7 +88,7 @@ def check_data_matches(config: Config, data: PreparedData) -> None:
         raise ConfigError(f"the prepared data was built with other data settings ({lines})")
 
 
-def fit(config: Config | Mapping[str, Any], data: PreparedData | None = None, report: Report | None = None,
+def fit(config: Config, data: PreparedData | None = None, report: Report | None = None,
         checkpoint: Mapping[str, Any] | None = None, evaluate_on: str = "val", monitor: str | None = None,
         mode: str = "max") -> FitResult:
     """Train one config. evaluate_on="val": train on the training period, evaluate on validation after every
@@ -102,7 +98,6 @@ def fit(config: Config | Mapping[str, Any], data: PreparedData | None = None, re
     anything; earlier epochs report the training loss only). Calls report(metrics, state) after each epoch;
     resumes from such a state when given one as `checkpoint`. The state's tensors are the live model's:
     save or copy them inside `report`."""
-    config = as_config(config)
     if evaluate_on not in EVAL_SPLITS:
         raise ConfigError(f"evaluate_on: expected one of {', '.join(EVAL_SPLITS)}, got {evaluate_on!r}")
     data = prepare_data(config) if data is None else data
@@ -110,26 +105,11 @@ def fit(config: Config | Mapping[str, Any], data: PreparedData | None = None, re
     if evaluate_on == "test" and needs_validation_choices(config):
         raise ConfigError("markov_blend and seen_items: auto is chosen on validation; training for test needs the "
                           "values chosen there (core.train --test and search.retrain choose them first)")
-    last_train_period, target_period = EVAL_SPLITS[evaluate_on]
+    last_train_period = EVAL_SPLITS[evaluate_on][0]
     device = resolve_device(config.device)
-
-    samples = training_samples(data, config.sample_mode, config.max_seq_len, last_train_period,
-                               config.window_overlap, device)
-    if len(samples) == 0:
-        raise ConfigError(f"{config.data}: no training samples (no customer has 2 events in the training period)")
-    targets = evaluation_targets(data, target_period, config.max_seq_len, device)
-    if evaluate_on == "val":
-        targets = sample_targets(targets, config.val_sample)  # test: always every target
-
+    samples, targets = fit_inputs(config, data, evaluate_on, device)
     torch.manual_seed(config.seed)
-    model = build_model(data.n_items, config.embed_dim, config.hidden_dim, config.num_layers, config.dropout,
-                        config.markov_residual, markov_blend=config.markov_blend != 0,
-                        embed_dropout=config.embed_dropout)
-    model.to(device)
-    if model.markov_residual or model.markov_blend:
-        model.set_markov_table(*markov_table(data, last_train_period), item_counts(data, last_train_period))
-    if model.markov_blend and config.markov_blend != "auto":
-        model.blend_weight.fill_(float(config.markov_blend))
+    model = model_for_training(config, data, last_train_period, device)
     loss = training_loss(config, data, last_train_period, device)
     optimizer = build_optimizer(model, config.lr, config.weight_decay, sparse_items=loss is not full_softmax)
     averaged = moving_average(model, config.ema_decay)
@@ -138,10 +118,7 @@ def fit(config: Config | Mapping[str, Any], data: PreparedData | None = None, re
     result = FitResult(model=scored, config=config)
     patience = Patience(config.patience, monitor or metric_name("ndcg", config.ks[0], "val"), mode) \
         if config.patience and evaluate_on == "val" else None
-    first_epoch = 0
-    if checkpoint is not None:
-        first_epoch = restore(checkpoint, model, optimizer, result, patience, averaged)
-
+    first_epoch = 0 if checkpoint is None else restore(checkpoint, model, optimizer, result, patience, averaged)
     for epoch in range(first_epoch, config.epochs):
         evaluated = evaluate_on == "val" or epoch + 1 == config.epochs
         metrics = run_epoch(config, model, optimizer, samples, epoch, targets if evaluated else None, evaluate_on,
@@ -158,6 +135,33 @@ def fit(config: Config | Mapping[str, Any], data: PreparedData | None = None, re
         scored.load_state_dict(patience.best_weights)
         result.best_epoch = patience.best_epoch
     return result
+
+
+def fit_inputs(config: Config, data: PreparedData, evaluate_on: str,
+               device: torch.device) -> tuple[TrainingSamples, EvalTargets]:
+    """The training samples before evaluate_on's period and its evaluation targets (validation: sampled by
+    val_sample; test: always every target)."""
+    last_train_period, target_period = EVAL_SPLITS[evaluate_on]
+    samples = training_samples(data, config.sample_mode, config.max_seq_len, last_train_period,
+                               config.window_overlap, device)
+    if len(samples) == 0:
+        raise ConfigError(f"{config.data}: no training samples (no customer has 2 events in the training period)")
+    targets = evaluation_targets(data, target_period, config.max_seq_len, device)
+    if evaluate_on == "val":
+        targets = sample_targets(targets, config.val_sample)
+    return samples, targets
+
+
+def model_for_training(config: Config, data: PreparedData, last_train_period: int,
+                       device: torch.device) -> LSTMRecommender:
+    """The config's model on `device`, with the training period's Markov tables where it uses them and its
+    blend weight where the config fixes it."""
+    model = LSTMRecommender.from_config(config, data.n_items).to(device)
+    if model.markov_residual or model.markov_blend:
+        model.set_markov_table(*markov_table(data, last_train_period), item_counts(data, last_train_period))
+    if model.markov_blend and config.markov_blend != "auto":
+        model.blend_weight.fill_(float(config.markov_blend))
+    return model
 
 
 def training_loss(config: Config, data: PreparedData, last_train_period: int, device: torch.device) -> TargetLoss:
