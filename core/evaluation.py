@@ -5,9 +5,16 @@ from collections.abc import Callable
 
 import torch
 
-from core.batching import batch_indices, concat_ranges, gather_windows
+from core.batching import batch_indices, gather_windows
 from core.metrics import metric_sums
-from core.ranking import ItemScores, Pairs, as_item_scores, block_edges, scores_at
+from core.ranking import (
+    ItemScores,
+    Pairs,
+    as_item_scores,
+    block_edges,
+    history_pairs,
+    scores_at,
+)
 from core.tensors import EvalTargets
 
 # (B, T) items, (B,) lengths -> the scores of every item after each history: ItemScores (computed block by
@@ -83,8 +90,7 @@ def evaluate_variants(scorer: Scorer, blend: Scorer | None, variants: tuple[Vari
         target_pos = start + length
         inputs = gather_windows(items, start, length, int(length.max()))
         first = targets.history_first[batch]
-        rows, index = concat_ranges(first, target_pos - first)
-        seen = Pairs.of(rows, items[index], len(batch))
+        seen = history_pairs(items, first, target_pos)
         batch_ranks, batch_loss = _batch_ranks(scorer(inputs, length), blend, inputs, length, items[target_pos],
                                                seen, variants, exclude_seen, with_loss, block_columns)
         loss += batch_loss
