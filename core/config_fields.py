@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 
-def setting(default: Any, *, help: str, choices: tuple[str, ...] | None = None, low: float | None = None,  # noqa: A002
+def setting(default: Any, *, help: str, choices: tuple[str, ...] | None = None, low: float | None = None,
             high: float | None = None, low_open: bool = False, high_open: bool = False, data: bool = False) -> Any:
     """A Config field: default, help, allowed values (choices, or a range low..high, each end inclusive unless
     open; None: unbounded) and data=True for the settings that determine the prepared data set."""
