@@ -104,4 +104,3 @@ DATA_KEYS = tuple(f.name for f in FIELDS if f.metadata["data"])
 CHOICES = {f.name: f.metadata["choices"] for f in FIELDS if f.metadata["choices"]}
 # (low, high, low_inclusive, high_inclusive); None means unbounded on that side.
 RANGES = {f.name: f.metadata["range"] for f in FIELDS if f.metadata["range"]}
-HELP = {f.name: f.metadata["help"] for f in FIELDS}
