@@ -101,8 +101,8 @@ def top_k_items(model: LSTMRecommender, items: np.ndarray, user_start: np.ndarra
         lengths = torch.from_numpy(window_length[rows]).to(device)
         batch_ends = torch.from_numpy(ends[rows]).to(device)
         window = gather_windows(items_t, batch_ends - lengths, lengths, int(lengths.max()))  # (B, T)
-        first = torch.from_numpy(full_start[rows]).to(device)
-        masked = history_pairs(items_t, first, first if include_seen else batch_ends)  # the whole history, or none
+        starts = torch.from_numpy(full_start[rows]).to(device)
+        masked = history_pairs(items_t, starts, starts if include_seen else batch_ends)  # the whole history, or none
         values, columns, log_total = top_k_blocked(scorer(window, lengths), k_kept, masked, block_columns)
         top_ids[rows, :k_kept] = columns.cpu().numpy()
         top_scores[rows, :k_kept] = torch.exp(values - log_total[:, None]).cpu().numpy()      # -inf -> 0
