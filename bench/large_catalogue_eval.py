@@ -34,12 +34,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core.baselines import item_counts, markov_table  # noqa: E402
 from core.config import build_config  # noqa: E402
 from core.data import PreparedData, prepare_data  # noqa: E402
-from core.export import top_k_items  # noqa: E402
-from core.fit import evaluate_model  # noqa: E402
 from core.model import build_model  # noqa: E402
+from core.recommend import top_k_items  # noqa: E402
 from core.samples import training_windows  # noqa: E402
 from core.split import TRAIN, VALID  # noqa: E402
 from core.tensors import evaluation_targets, sample_targets  # noqa: E402
+from core.validation import evaluate_model  # noqa: E402
 
 UNBLOCKED_COMMIT = "04d03d3"
 

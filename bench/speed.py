@@ -24,9 +24,9 @@ from core.data import prepare_data
 from core.evaluation import evaluate
 from core.fit import fit
 from core.samples import prefix_samples, training_windows
-from core.sources import load_movielens
 from core.split import VALID
 from core.tensors import evaluation_targets
+from core.text_sources import load_movielens
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared/data/ml-100k"
 

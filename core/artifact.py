@@ -20,7 +20,7 @@ from core.data import PreparedData
 from core.errors import DataError
 from core.ids import id_type
 from core.integrity import check_folder, write_manifest
-from core.model import LSTMRecommender, build_model
+from core.model import LSTMRecommender
 
 MODEL_FILE = "model.pt"
 FORMAT_VERSION = 1
@@ -96,9 +96,7 @@ def load_model(folder: str | Path, device: str = "cpu") -> SavedModel:
     n_items = len(payload["item_numbers"])
     state = payload["state_dict"]
     finite_weights(state, path)
-    model = build_model(n_items, config.embed_dim, config.hidden_dim, config.num_layers, config.dropout,
-                        config.markov_residual, markov_blend="blend_weight" in state,
-                        embed_dropout=config.embed_dropout)
+    model = LSTMRecommender.from_config(config, n_items, markov_blend="blend_weight" in state)
     if "markov_indptr" in state:  # the table's size is the data's, not the model's
         model.set_markov_table(state["markov_indptr"], state["markov_follower"], state["markov_count"])
     model.load_state_dict(state)

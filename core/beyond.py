@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from core.batching import batch_indices, concat_ranges, gather_windows
+from core.batching import batch_indices, gather_windows
 from core.evaluation import Scorer, Variant
-from core.ranking import ItemScores, Pairs, as_item_scores, top_k_blocked
+from core.ranking import ItemScores, as_item_scores, history_pairs, top_k_blocked
 from core.tensors import EvalTargets
 
 HISTORY_BINS = ((1, 2), (3, 5), (6, 20), (21, None))  # history lengths (events before the target), inclusive
@@ -35,12 +35,9 @@ def top_k_lists(scorer: Scorer, blend: Scorer | None, variant: Variant, targets:
         scores = as_item_scores(scorer(inputs, length))
         if weight:
             scores = _blended(scores, as_item_scores(blend(inputs, length)), weight)
-        if exclude_seen or seen_last:
-            first = targets.history_first[batch]
-            rows, index = concat_ranges(first, start + length - first)
-        else:
-            rows = index = torch.zeros(0, dtype=torch.long, device=items.device)
-        _, columns, _ = top_k_blocked(scores, k, Pairs.of(rows, items[index], len(batch)))
+        first = targets.history_first[batch]
+        seen = history_pairs(items, first, start + length if exclude_seen or seen_last else first)
+        _, columns, _ = top_k_blocked(scores, k, seen)
         lists.append(columns.cpu())  # (B, k)
     return torch.cat(lists).numpy() if lists else np.zeros((0, k), dtype=np.int64)
 

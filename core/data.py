@@ -19,8 +19,9 @@ from core.config import Config
 from core.dates import describe_times
 from core.errors import DataError, rows_text
 from core.ids import factorize_ids, id_type
-from core.sources import load_event_log, load_movielens, load_sequences, load_synthetic
+from core.sources import load_event_log, load_synthetic
 from core.split import PERIOD_NAMES, TEST, TRAIN, VALID, split_periods
+from core.text_sources import load_movielens, load_sequences
 
 log = logging.getLogger(__name__)
 LATER_SETTINGS = {"time_format": None, "drop_duplicates": True}  # data settings added later, at their defaults

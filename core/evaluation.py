@@ -5,9 +5,16 @@ from collections.abc import Callable
 
 import torch
 
-from core.batching import batch_indices, concat_ranges, gather_windows
+from core.batching import batch_indices, gather_windows
 from core.metrics import metric_sums
-from core.ranking import ItemScores, Pairs, as_item_scores, block_edges, scores_at
+from core.ranking import (
+    ItemScores,
+    Pairs,
+    as_item_scores,
+    block_edges,
+    history_pairs,
+    scores_at,
+)
 from core.tensors import EvalTargets
 
 # (B, T) items, (B,) lengths -> the scores of every item after each history: ItemScores (computed block by
@@ -83,8 +90,7 @@ def evaluate_variants(scorer: Scorer, blend: Scorer | None, variants: tuple[Vari
         target_pos = start + length
         inputs = gather_windows(items, start, length, int(length.max()))
         first = targets.history_first[batch]
-        rows, index = concat_ranges(first, target_pos - first)
-        seen = Pairs.of(rows, items[index], len(batch))
+        seen = history_pairs(items, first, target_pos)
         batch_ranks, batch_loss = _batch_ranks(scorer(inputs, length), blend, inputs, length, items[target_pos],
                                                seen, variants, exclude_seen, with_loss, block_columns)
         loss += batch_loss
@@ -126,14 +132,8 @@ def _batch_ranks(scored: ItemScores | torch.Tensor, blend: Scorer | None, inputs
     edges = block_edges(scored.n_columns, scored.n_rows, block_columns)
     first = scored.block(*edges[0], None)                                                     # (B, C)
     first_added = added.block(*edges[0], None) if added is not None else None
-    raw = scores_at(scored, answers, edges, first)                                            # (B,) unmasked
-    target_seen = torch.zeros(len(answers), dtype=torch.bool, device=answers.device)
-    target_seen[seen.rows[seen.items == answers[seen.rows]]] = True
-    masked = (answers == 0) | target_seen if exclude_seen else answers == 0
-    wanted = {0.0: torch.where(masked, float("-inf"), raw)}                                  # (B,) per weight
-    if added is not None:
-        extra = scores_at(added, answers, edges, first_added)
-        wanted.update({w: torch.add(wanted[0.0], extra, alpha=w) for w in weights if w != 0})
+    raw, target_seen, wanted = _target_scores(scored, added, weights, answers, seen, exclude_seen, edges, first,
+                                              first_added)
     counts = {w: torch.zeros(len(answers), dtype=torch.int32, device=answers.device) for w in weights}
     moved = {w: torch.zeros_like(counts[w]) for w in weights}
     log_total = torch.full_like(raw, float("-inf"))
@@ -167,3 +167,19 @@ def _batch_ranks(scored: ItemScores | torch.Tensor, blend: Scorer | None, inputs
             if last and not exclude_seen else rank
     loss = (log_total - raw).sum() if with_loss else torch.zeros((), device=answers.device)
     return out, loss
+
+
+def _target_scores(scored: ItemScores, added: ItemScores | None, weights: list[float], answers: torch.Tensor,
+                   seen: Pairs, exclude_seen: bool, edges: list[tuple[int, int]], first: torch.Tensor,
+                   first_added: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, dict[float, torch.Tensor]]:
+    """(B,) each target's unmasked score, (B,) whether it is one of the customer's seen items, and per blend
+    weight the (B,) score the items must reach to rank above it (-inf where the target cannot be ranked)."""
+    raw = scores_at(scored, answers, edges, first)                                            # (B,) unmasked
+    target_seen = torch.zeros(len(answers), dtype=torch.bool, device=answers.device)
+    target_seen[seen.rows[seen.items == answers[seen.rows]]] = True
+    masked = (answers == 0) | target_seen if exclude_seen else answers == 0
+    wanted = {0.0: torch.where(masked, float("-inf"), raw)}                                  # (B,) per weight
+    if added is not None:
+        extra = scores_at(added, answers, edges, first_added)
+        wanted.update({w: torch.add(wanted[0.0], extra, alpha=w) for w in weights if w != 0})
+    return raw, target_seen, wanted

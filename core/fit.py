@@ -1,4 +1,4 @@
-"""`fit`: one configuration trained from a config dict, with validation metrics after every epoch.
+"""`fit`: one configuration trained from a Config, with validation metrics after every epoch.
 
 Reads as data -> tensors -> model -> loop. Build order: data first (it fixes the number of items), then
 the model, then the optimiser. Runs without Ray; search/ wraps it, passing a `report` that forwards the
@@ -19,14 +19,13 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from core.baselines import item_counts, markov_table
-from core.config import Config, build_config, check_negatives
+from core.config import Config, check_negatives
 from core.data import PreparedData, prepare_data
 from core.epoch import train_epoch
 from core.errors import ConfigError
-from core.evaluation import Variant, evaluate_variants, markov_blend_scorer, model_scorer
 from core.losses import TargetLoss, build_loss, full_softmax, resolve_loss
 from core.metrics import metric_name, with_split
-from core.model import LSTMRecommender, build_model
+from core.model import LSTMRecommender
 from core.optim import build_optimizer
 from core.split import EVAL_SPLITS
 from core.tensors import (
@@ -37,11 +36,11 @@ from core.tensors import (
     sample_targets,
     training_samples,
 )
+from core.validation import evaluate_model, needs_validation_choices
 
 log = logging.getLogger(__name__)
 
 Report = Callable[[dict[str, float], dict[str, Any]], None]
-BLEND_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0)  # tried by markov_blend: auto after every validation
 
 
 @dataclass
@@ -81,10 +80,6 @@ class Patience:
         return self.best_epoch is not None and epoch - self.best_epoch >= self.epochs
 
 
-def as_config(config: Config | Mapping[str, Any]) -> Config:
-    return config if isinstance(config, Config) else build_config(config)
-
-
 def check_data_matches(config: Config, data: PreparedData) -> None:
     """Prepared data must come from the same data settings as the config it is trained with."""
     differ = {k: (v, data.settings.get(k)) for k, v in config.data_settings().items() if data.settings.get(k) != v}
@@ -93,7 +88,7 @@ def check_data_matches(config: Config, data: PreparedData) -> None:
         raise ConfigError(f"the prepared data was built with other data settings ({lines})")
 
 
-def fit(config: Config | Mapping[str, Any], data: PreparedData | None = None, report: Report | None = None,
+def fit(config: Config, data: PreparedData | None = None, report: Report | None = None,
         checkpoint: Mapping[str, Any] | None = None, evaluate_on: str = "val", monitor: str | None = None,
         mode: str = "max") -> FitResult:
     """Train one config. evaluate_on="val": train on the training period, evaluate on validation after every
@@ -103,7 +98,6 @@ def fit(config: Config | Mapping[str, Any], data: PreparedData | None = None, re
     anything; earlier epochs report the training loss only). Calls report(metrics, state) after each epoch;
     resumes from such a state when given one as `checkpoint`. The state's tensors are the live model's:
     save or copy them inside `report`."""
-    config = as_config(config)
     if evaluate_on not in EVAL_SPLITS:
         raise ConfigError(f"evaluate_on: expected one of {', '.join(EVAL_SPLITS)}, got {evaluate_on!r}")
     data = prepare_data(config) if data is None else data
@@ -111,26 +105,11 @@ def fit(config: Config | Mapping[str, Any], data: PreparedData | None = None, re
     if evaluate_on == "test" and needs_validation_choices(config):
         raise ConfigError("markov_blend and seen_items: auto is chosen on validation; training for test needs the "
                           "values chosen there (core.train --test and search.retrain choose them first)")
-    last_train_period, target_period = EVAL_SPLITS[evaluate_on]
+    last_train_period = EVAL_SPLITS[evaluate_on][0]
     device = resolve_device(config.device)
-
-    samples = training_samples(data, config.sample_mode, config.max_seq_len, last_train_period,
-                               config.window_overlap, device)
-    if len(samples) == 0:
-        raise ConfigError(f"{config.data}: no training samples (no customer has 2 events in the training period)")
-    targets = evaluation_targets(data, target_period, config.max_seq_len, device)
-    if evaluate_on == "val":
-        targets = sample_targets(targets, config.val_sample)  # test: always every target
-
+    samples, targets = fit_inputs(config, data, evaluate_on, device)
     torch.manual_seed(config.seed)
-    model = build_model(data.n_items, config.embed_dim, config.hidden_dim, config.num_layers, config.dropout,
-                        config.markov_residual, markov_blend=config.markov_blend != 0,
-                        embed_dropout=config.embed_dropout)
-    model.to(device)
-    if model.markov_residual or model.markov_blend:
-        model.set_markov_table(*markov_table(data, last_train_period), item_counts(data, last_train_period))
-    if model.markov_blend and config.markov_blend != "auto":
-        model.blend_weight.fill_(float(config.markov_blend))
+    model = model_for_training(config, data, last_train_period, device)
     loss = training_loss(config, data, last_train_period, device)
     optimizer = build_optimizer(model, config.lr, config.weight_decay, sparse_items=loss is not full_softmax)
     averaged = moving_average(model, config.ema_decay)
@@ -139,10 +118,7 @@ def fit(config: Config | Mapping[str, Any], data: PreparedData | None = None, re
     result = FitResult(model=scored, config=config)
     patience = Patience(config.patience, monitor or metric_name("ndcg", config.ks[0], "val"), mode) \
         if config.patience and evaluate_on == "val" else None
-    first_epoch = 0
-    if checkpoint is not None:
-        first_epoch = restore(checkpoint, model, optimizer, result, patience, averaged)
-
+    first_epoch = 0 if checkpoint is None else restore(checkpoint, model, optimizer, result, patience, averaged)
     for epoch in range(first_epoch, config.epochs):
         evaluated = evaluate_on == "val" or epoch + 1 == config.epochs
         metrics = run_epoch(config, model, optimizer, samples, epoch, targets if evaluated else None, evaluate_on,
@@ -161,6 +137,33 @@ def fit(config: Config | Mapping[str, Any], data: PreparedData | None = None, re
     return result
 
 
+def fit_inputs(config: Config, data: PreparedData, evaluate_on: str,
+               device: torch.device) -> tuple[TrainingSamples, EvalTargets]:
+    """The training samples before evaluate_on's period and its evaluation targets (validation: sampled by
+    val_sample; test: always every target)."""
+    last_train_period, target_period = EVAL_SPLITS[evaluate_on]
+    samples = training_samples(data, config.sample_mode, config.max_seq_len, last_train_period,
+                               config.window_overlap, device)
+    if len(samples) == 0:
+        raise ConfigError(f"{config.data}: no training samples (no customer has 2 events in the training period)")
+    targets = evaluation_targets(data, target_period, config.max_seq_len, device)
+    if evaluate_on == "val":
+        targets = sample_targets(targets, config.val_sample)
+    return samples, targets
+
+
+def model_for_training(config: Config, data: PreparedData, last_train_period: int,
+                       device: torch.device) -> LSTMRecommender:
+    """The config's model on `device`, with the training period's Markov tables where it uses them and its
+    blend weight where the config fixes it."""
+    model = LSTMRecommender.from_config(config, data.n_items).to(device)
+    if model.markov_residual or model.markov_blend:
+        model.set_markov_table(*markov_table(data, last_train_period), item_counts(data, last_train_period))
+    if model.markov_blend and config.markov_blend != "auto":
+        model.blend_weight.fill_(float(config.markov_blend))
+    return model
+
+
 def training_loss(config: Config, data: PreparedData, last_train_period: int, device: torch.device) -> TargetLoss:
     """The config's loss (auto resolved by the catalogue's size), its negatives drawn from training counts."""
     loss = resolve_loss(config.loss, data.n_items)
@@ -177,31 +180,6 @@ def moving_average(model: LSTMRecommender, decay: float) -> AveragedModel | None
     if not decay:
         return None
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=False)
-
-
-def choose_on_validation(config: Config, data: PreparedData) -> Config:
-    """What training for test takes from a validation run of the same config (validation_choices)."""
-    if not config.patience and not needs_validation_choices(config):
-        return config
-    result = fit(dataclasses.replace(config, val_sample=0), data)  # what is kept for test: chosen on every target
-    return dataclasses.replace(config, **validation_choices(config, result.best, result.best_epoch))
-
-
-def needs_validation_choices(config: Config) -> bool:
-    """True when a setting is auto: chosen on validation, so not yet known when training for test."""
-    return config.markov_blend == "auto" or (config.seen_items == "auto" and not config.exclude_seen)
-
-
-def validation_choices(config: Config, best: Mapping[str, Any], best_epoch: int | None) -> dict[str, Any]:
-    """The settings a validation run fixes for training on training + validation, from its best epoch's
-    metrics: epochs (with patience), markov_blend and seen_items where they are auto."""
-    chosen: dict[str, Any] = {"epochs": best_epoch} if config.patience and best_epoch else {}
-    if config.markov_blend == "auto":
-        chosen["markov_blend"] = float(best.get("markov_blend", 0.0))
-    if config.seen_items == "auto" and "seen_last" in best:
-        chosen["seen_items"] = "last" if best["seen_last"] else "keep"
-    log.info("chosen on validation: %s", ", ".join(f"{k} {v}" for k, v in chosen.items()) or "nothing")
-    return chosen
 
 
 def training_state(epoch: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer, config: Config,
@@ -262,25 +240,3 @@ def run_epoch(config: Config, model: LSTMRecommender, optimizer: torch.optim.Opt
             line += ")"
     log.info("%s  %.1fs", line, time.perf_counter() - began)
     return metrics
-
-
-def evaluate_model(config: Config, model: LSTMRecommender,
-                   targets: EvalTargets) -> tuple[dict[str, float], dict[str, float], Variant]:
-    """(the model's metrics, the LSTM's alone (ranked under the same seen-item rule), the chosen (blend weight,
-    seen items last)). What the config leaves as auto is chosen here, on these targets, by NDCG at the first
-    K (on a tie: the smaller weight, seen items kept); the model's blend weight is set to the one chosen."""
-    weights = (0.0,)
-    if model.markov_blend:
-        weights = BLEND_WEIGHTS if config.markov_blend == "auto" else (float(config.markov_blend),)
-    seen_last = (False,) if config.exclude_seen else {"auto": (False, True), "keep": (False,), "last": (True,)}[
-        config.seen_items]
-    allowed = [(w, last) for last in seen_last for w in weights]
-    alone = [(0.0, last) for last in seen_last]  # the LSTM alone under each seen-item rule allowed
-    results = evaluate_variants(model_scorer(model, blend=False), markov_blend_scorer(model) if model.markov_blend
-                                else None, tuple(dict.fromkeys([*allowed, *alone])), targets, ks=config.ks,
-                                exclude_seen=config.exclude_seen, batch_size=config.eval_batch_size, with_loss=True)
-    ndcg = metric_name("ndcg", config.ks[0])
-    chosen = max(allowed, key=lambda v: (results[v][ndcg], -v[0], not v[1]))
-    if model.markov_blend:
-        model.blend_weight.fill_(chosen[0])
-    return results[chosen], results[0.0, chosen[1]], chosen

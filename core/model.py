@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.batching import concat_ranges
+from core.config import Config
 
 BLEND_ALPHA = 1.0  # pseudo-count of the popularity prior in p_markov (10 did the same in research runs, issue 9)
 
@@ -43,6 +44,14 @@ class LSTMRecommender(nn.Module):
         if markov_blend:
             self.register_buffer("blend_log_prior", torch.zeros(n_items + 1))  # log(ALPHA * p(j))
             self.register_buffer("blend_weight", torch.zeros(()))  # w, set after each validation (core.fit)
+
+    @classmethod
+    def from_config(cls, config: Config, n_items: int, markov_blend: bool | None = None) -> LSTMRecommender:
+        """The config's model for a catalogue of n_items items. markov_blend: whether it has a blend weight
+        (default: unless the config's markov_blend is 0; a saved model says so by its weights)."""
+        blend = config.markov_blend != 0 if markov_blend is None else markov_blend
+        return cls(n_items, config.embed_dim, config.hidden_dim, config.num_layers, config.dropout,
+                   config.markov_residual, markov_blend=blend, embed_dropout=config.embed_dropout)
 
     def set_markov_table(self, indptr: np.ndarray | torch.Tensor, follower: np.ndarray | torch.Tensor,
                          count: np.ndarray | torch.Tensor, item_counts: np.ndarray | None = None) -> None:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from core.batching import concat_ranges
+
 # Scores held at once: (rows x columns) of one block, 64 MB in fp32. At the default eval_batch_size (1,024)
 # that is 16,384 columns, so ML-100K (1.7K items) and Beauty (12K) are one block: the arithmetic of an
 # unblocked pass (bench/large_catalogue_eval.py compare; `blocks` times 2^22 and 2^26 against it).
@@ -81,6 +83,12 @@ class Pairs:
         bounds = torch.searchsorted(self.items, torch.tensor([lo, hi], device=self.items.device))
         first, last = int(bounds[0]), int(bounds[1])
         return self.rows[first:last], self.items[first:last] - lo
+
+
+def history_pairs(items: torch.Tensor, first: torch.Tensor, end: torch.Tensor) -> Pairs:
+    """The pairs of each row with every item of its history items[first:end] (what is masked or ranked last)."""
+    rows, index = concat_ranges(first, end - first)
+    return Pairs.of(rows, items[index], len(first))
 
 
 @torch.no_grad()

@@ -1,16 +1,22 @@
-"""Top-K recommendations for a customer or a history of item numbers, with each item's descriptions."""
+"""Top-K recommendations for a customer or a history of item numbers, with each item's descriptions; the one
+top-K kernel (top_k_items, over core.ranking.top_k_blocked) that export and the server use too, and the one
+lookup of customer ids."""
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import pandas as pd
+import torch
 
 from core.artifact import SavedModel
+from core.batching import gather_windows
 from core.errors import DataError
-from core.export import top_k_items
+from core.evaluation import model_scorer
 from core.ids import id_type, positions_of
 from core.model import LSTMRecommender
+from core.ranking import history_pairs, top_k_blocked
 
 MAX_SPELLING_SEARCH = 100_000
 
@@ -45,6 +51,21 @@ def customer_history(user_ids: np.ndarray, user_start: np.ndarray, items: np.nda
     return items[user_start[index]:user_start[index + 1]]
 
 
+def customer_positions(user_ids: np.ndarray, customers: Iterable[int | str]) -> np.ndarray:
+    """Customer ids (as the user writes them) -> their rows in user_ids; every unknown or malformed id is
+    named in one error."""
+    positions, malformed = positions_of(user_ids, customers)
+    if malformed:
+        raise DataError(f"customer ids must be integers; not: {_listing(malformed)}")
+    if (positions < 0).any():
+        asked = [str(c).strip() for c in customers]
+        unknown = list(dict.fromkeys(a for a, p in zip(asked, positions) if p < 0))
+        known = f"ids {user_ids.min()}..{user_ids.max()}" if len(user_ids) else "no ids"
+        raise DataError(f"{len(unknown)} unknown customer{'s' * (len(unknown) > 1)}: {_listing(unknown)} "
+                        f"(the model knows {len(user_ids)} customers, {known})")
+    return positions
+
+
 def _near_ids(user_ids: np.ndarray, customer: str) -> str:
     """The known ids nearest to an unknown one: by value for integer ids, by spelling for text ids."""
     if id_type(user_ids) == "string":
@@ -55,6 +76,39 @@ def _near_ids(user_ids: np.ndarray, customer: str) -> str:
     index = np.searchsorted(user_ids, int(customer))
     near = user_ids[max(0, index - 2):index + 2]
     return f"ids {user_ids.min()}..{user_ids.max()}; nearest: {', '.join(map(str, near))}"
+
+
+@torch.no_grad()
+def top_k_items(model: LSTMRecommender, items: np.ndarray, user_start: np.ndarray, positions: np.ndarray,
+                k: int, max_seq_len: int, include_seen: bool = False, batch_size: int = 4096,
+                on_batch: Callable[[int], None] | None = None,
+                block_columns: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(C, k) item ids and (C, k) probabilities for the customers at `positions`; id 0 / score 0 where fewer
+    than k items are left to recommend. Items are scored in blocks (core.ranking.top_k_blocked)."""
+    scorer = model_scorer(model)  # puts the model in eval mode: dropout is the identity from here on
+    device = next(model.parameters()).device
+    k_kept = min(k, model.output.out_features - 1)
+    ends = user_start[positions + 1]
+    full_start = user_start[positions]
+    window_length = np.minimum(ends - full_start, max_seq_len)
+    order = np.argsort(window_length, kind="stable")  # a batch holds histories of about one length: little padding
+    # a loaded model's item array is read-only: copied (only then) before torch takes it
+    items_t = torch.from_numpy(np.require(items, np.int64, ["C", "W"])).to(device)
+    top_ids = np.zeros((len(positions), k), dtype=np.int64)
+    top_scores = np.zeros((len(positions), k), dtype=np.float32)
+    for first in range(0, len(order), batch_size):
+        rows = order[first:first + batch_size]
+        lengths = torch.from_numpy(window_length[rows]).to(device)
+        batch_ends = torch.from_numpy(ends[rows]).to(device)
+        window = gather_windows(items_t, batch_ends - lengths, lengths, int(lengths.max()))  # (B, T)
+        starts = torch.from_numpy(full_start[rows]).to(device)
+        masked = history_pairs(items_t, starts, starts if include_seen else batch_ends)  # the whole history, or none
+        values, columns, log_total = top_k_blocked(scorer(window, lengths), k_kept, masked, block_columns)
+        top_ids[rows, :k_kept] = columns.cpu().numpy()
+        top_scores[rows, :k_kept] = torch.exp(values - log_total[:, None]).cpu().numpy()      # -inf -> 0
+        if on_batch is not None:
+            on_batch(len(rows))
+    return top_ids, top_scores
 
 
 def recommend(model: LSTMRecommender, catalog: pd.DataFrame, history: np.ndarray, k: int = 5,
@@ -115,3 +169,8 @@ def recommend_batch(model: LSTMRecommender, histories: list[np.ndarray], ks: lis
             keep = row_ids[:ks[row]] > 0  # 0: fewer than k items were left to recommend
             answers[row] = (row_ids[:ks[row]][keep], row_scores[:ks[row]][keep])
     return answers
+
+
+def _listing(values: list, limit: int = 20) -> str:
+    shown = ", ".join(map(str, values[:limit]))
+    return shown + (f" ... ({len(values) - limit} more)" if len(values) > limit else "")

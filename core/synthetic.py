@@ -17,20 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-ROOMS = {
-    "living room": ["Sofa", "Coffee table", "TV stand", "Armchair", "Bookshelf"],
-    "bedroom": ["Bed frame", "Mattress", "Nightstand", "Dresser", "Wardrobe"],
-    "dining room": ["Dining table", "Dining chairs", "Sideboard", "Bar stools"],
-    "home office": ["Desk", "Office chair", "Filing cabinet", "Monitor stand"],
-    "kids room": ["Kids bed", "Toy chest", "Study desk", "Kids wardrobe"],
-    "patio": ["Patio table", "Patio chairs", "Sun lounger", "Parasol"],
-}
-ACCESSORIES = ["Floor lamp", "Rug", "Mirror", "Wall art", "Cushion set", "Curtains", "Plant stand", "Throw blanket"]
-STYLES = ["Modern", "Scandinavian", "Industrial", "Classic", "Rustic"]
-BRANDS = ["Linea", "Nordhaus", "Forge & Co", "Heritage", "Timberline"]
-STYLE_FACTOR = np.array([1.1, 1.0, 0.95, 1.25, 0.9])
-MATERIALS = ["oak", "walnut", "steel", "linen", "velvet", "pine", "leather", "rattan", "glass", "ash"]
-COLOURS = ["grey", "white", "black", "natural", "navy", "green", "beige", "charcoal", "rust", "sand", "olive"]
+from core.synthetic_catalog import ROOMS, STYLES, build_catalog
+
 SEGMENTS = ["student", "young professional", "family", "corporate"]
 SEGMENT_SHARE = [0.25, 0.30, 0.30, 0.15]
 # Two room plans per segment (indices into ROOMS); each customer follows one.
@@ -58,7 +46,6 @@ SEGMENT_MONTHS = np.array([
     [4, 3, 2, 2, 2, 2, 1, 1, 2, 3, 2, 1],
 ], dtype=float)
 SEGMENT_TERMS = [[3, 6], [6, 12], [12, 24], [12, 24]]
-BASE_RATE = {"Sofa": 45, "Bed frame": 35, "Mattress": 25, "Wardrobe": 30, "Dining table": 30, "Desk": 20}
 LOG_START = np.datetime64("2023-01-01")
 LOG_DAYS = 730
 P_ACCESSORY = 0.3
@@ -71,62 +58,6 @@ COLUMNS = [
     "model_description_2", "product_category", "brand", "store_id", "region", "customer_segment",
     "rental_term_months", "monthly_rate",
 ]
-
-
-def build_catalog(n_items: int, rng: np.random.Generator) -> pd.DataFrame:
-    """Items: every (piece, style) in a number of variants, plus style-neutral accessories; ~n_items rows.
-
-    Text columns are categoricals looked up from small tables of their few distinct values, so that a
-    catalogue of a million items costs arrays of codes, not a million strings built one by one."""
-    pieces = [(room, piece) for room, names in ROOMS.items() for piece in names]
-    n_main = len(pieces) * len(STYLES)
-    variants = max(1, round(0.87 * n_items / n_main))
-    n_acc_variants = max(1, round((n_items - n_main * variants) / len(ACCESSORIES)))
-    piece_idx, style_idx, variant = (a.ravel() for a in np.meshgrid(
-        np.arange(len(pieces)), np.arange(len(STYLES)), np.arange(variants), indexing="ij"))
-    acc_idx, acc_variant = (a.ravel() for a in np.meshgrid(
-        np.arange(len(ACCESSORIES)), np.arange(n_acc_variants), indexing="ij"))
-    names = [p for _, p in pieces] + ACCESSORIES
-    category = np.concatenate([piece_idx, len(pieces) + acc_idx])  # index into names
-    style = np.concatenate([style_idx, np.full(len(acc_idx), -1)])
-    variant = np.concatenate([variant, acc_variant])
-    n = len(category)
-    material = (variant * 3 + np.arange(n)) % len(MATERIALS)
-    colour = (variant * 7 + np.arange(n) // 3) % len(COLOURS)
-    styled = style >= 0
-    kind = category * (len(STYLES) + 1) + style + 1  # (category, style or none)
-    described = [f"{STYLES[s]} {c.lower()}" if s >= 0 else c for c in names for s in range(-1, len(STYLES))]
-    base = np.array([BASE_RATE.get(c, 12) for c in names], dtype=float)[category]
-    rate = base * np.where(styled, STYLE_FACTOR[np.maximum(style, 0)], 1.0) * (1 + 0.04 * (variant % 5))
-    return pd.DataFrame({
-        "model_number": 10000 + _distinct_numbers(rng, n),
-        "model_description_1": _labels(kind, described),
-        "model_description_2": _labels(material * len(COLOURS) + colour,
-                                       [f"{m}, {c}" for m in MATERIALS for c in COLOURS]),
-        "product_category": _labels(category, names),
-        "room": _labels(np.where(category < len(pieces), category, len(pieces)), [r for r, _ in pieces] + ["any room"]),
-        "style": style,
-        "variant": variant,
-        "brand": _labels(np.where(styled, style, len(STYLES)), BRANDS + ["Homely"]),
-        "monthly_rate": np.round(rate, 2),
-    })
-
-
-def _labels(codes: np.ndarray, table: list[str]) -> pd.Categorical:
-    """table[codes] as a categorical (the table may repeat a value)."""
-    categories, position = np.unique(np.array(table), return_inverse=True)
-    return pd.Categorical.from_codes(position[codes], categories)
-
-
-def _distinct_numbers(rng: np.random.Generator, n: int) -> np.ndarray:
-    """n distinct numbers in random order: from 0..89,999 as always (five-digit model numbers), or from a
-    range ten times wider per extra digit beyond 90,000 items."""
-    if n <= 90000:
-        return rng.permutation(90000)[:n]
-    span = 90000
-    while span < n:
-        span *= 10
-    return rng.choice(span, n, replace=False)
 
 
 def _zipf_choice(rng: np.random.Generator, n_options: int, size: int, exponent: float = 1.1) -> np.ndarray:
@@ -181,29 +112,8 @@ def generate_rentals(n_customers: int = 3000, n_items: int = 300, seed: int = 0)
     lengths = np.minimum(2 + rng.geometric(1 / 9, n_customers), 60)
     customer, room, piece, step = _simulate_pieces(rng, segment, lengths)
 
-    # items: a piece in the customer's style (mostly) and a Zipf-popular variant; or an accessory
-    n_events = len(customer)
-    main = catalog[catalog["style"] >= 0]
-    variants = int(main["variant"].max()) + 1
-    piece_offset = np.cumsum([0] + [len(ROOMS[r]) for r in ROOM_NAMES])[room] + np.maximum(piece, 0)
-    event_style = np.where(rng.random(n_events) < P_KEEP_STYLE, style[customer], rng.integers(0, len(STYLES), n_events))
-    main_row = (piece_offset * len(STYLES) + event_style) * variants + _zipf_choice(rng, variants, n_events)
-    accessories = catalog.index[catalog["style"] < 0].to_numpy()
-    acc_row = accessories[rng.permutation(len(accessories))[_zipf_choice(rng, len(accessories), n_events, 0.9)]]
-    row = np.where(piece >= 0, main_row, acc_row)
-
-    # dates: arrival in the segment's season, then same-day batches or gaps; the patio waits for spring
-    month = (rng.random(n_customers)[:, None] > np.cumsum(SEGMENT_MONTHS[segment] / SEGMENT_MONTHS[segment].sum(
-        1, keepdims=True), axis=1)).sum(axis=1).clip(0, 11)
-    year = rng.integers(0, 2, n_customers)
-    start = year * 365 + month * 30.4 + rng.random(n_customers) * 30
-    gap = np.where((rng.random(n_events) < P_SAME_DAY) | (step == 0), 0.0, rng.exponential(MEAN_GAP_DAYS, n_events))
-    first = np.r_[True, customer[1:] != customer[:-1]]
-    day = start[customer] + _cumsum_by_group(gap, first)
-    patio = (room == ROOM_NAMES.index("patio")) & (piece >= 0)
-    day_of_year = day % 365
-    wait = np.where(patio & ((day_of_year < 90) | (day_of_year > 240)), (455 - day_of_year) % 365, 0.0)
-    day = day + _cummax_by_group(wait, first)  # later events cannot come before the delayed patio piece
+    row = _event_items(rng, catalog, style, customer, room, piece)
+    day = _event_days(rng, segment, customer, room, piece, step)
     keep = day < LOG_DAYS
     customer, row, day = customer[keep], row[keep], np.floor(day[keep]).astype(int)
 
@@ -227,6 +137,39 @@ def generate_rentals(n_customers: int = 3000, n_items: int = 300, seed: int = 0)
     log.insert(0, "agreement_number", 1_000_001 + np.arange(len(log)))
     log["agreement_date"] = log["agreement_date"].dt.normalize()
     return log[COLUMNS]
+
+
+def _event_items(rng: np.random.Generator, catalog: pd.DataFrame, style: np.ndarray, customer: np.ndarray,
+                 room: np.ndarray, piece: np.ndarray) -> np.ndarray:
+    """Each event's catalogue row: a piece in the customer's style (mostly) and a Zipf-popular variant; or an
+    accessory."""
+    n_events = len(customer)
+    main = catalog[catalog["style"] >= 0]
+    variants = int(main["variant"].max()) + 1
+    piece_offset = np.cumsum([0] + [len(ROOMS[r]) for r in ROOM_NAMES])[room] + np.maximum(piece, 0)
+    event_style = np.where(rng.random(n_events) < P_KEEP_STYLE, style[customer], rng.integers(0, len(STYLES), n_events))
+    main_row = (piece_offset * len(STYLES) + event_style) * variants + _zipf_choice(rng, variants, n_events)
+    accessories = catalog.index[catalog["style"] < 0].to_numpy()
+    acc_row = accessories[rng.permutation(len(accessories))[_zipf_choice(rng, len(accessories), n_events, 0.9)]]
+    return np.where(piece >= 0, main_row, acc_row)
+
+
+def _event_days(rng: np.random.Generator, segment: np.ndarray, customer: np.ndarray, room: np.ndarray,
+                piece: np.ndarray, step: np.ndarray) -> np.ndarray:
+    """Each event's day since LOG_START: arrival in the segment's season, then same-day batches or gaps; the
+    patio waits for spring."""
+    n_customers, n_events = len(segment), len(customer)
+    month = (rng.random(n_customers)[:, None] > np.cumsum(SEGMENT_MONTHS[segment] / SEGMENT_MONTHS[segment].sum(
+        1, keepdims=True), axis=1)).sum(axis=1).clip(0, 11)
+    year = rng.integers(0, 2, n_customers)
+    start = year * 365 + month * 30.4 + rng.random(n_customers) * 30
+    gap = np.where((rng.random(n_events) < P_SAME_DAY) | (step == 0), 0.0, rng.exponential(MEAN_GAP_DAYS, n_events))
+    first = np.r_[True, customer[1:] != customer[:-1]]
+    day = start[customer] + _cumsum_by_group(gap, first)
+    patio = (room == ROOM_NAMES.index("patio")) & (piece >= 0)
+    day_of_year = day % 365
+    wait = np.where(patio & ((day_of_year < 90) | (day_of_year > 240)), (455 - day_of_year) % 365, 0.0)
+    return day + _cummax_by_group(wait, first)  # later events cannot come before the delayed patio piece
 
 
 def _cumsum_by_group(values: np.ndarray, group_start: np.ndarray) -> np.ndarray:

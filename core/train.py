@@ -24,9 +24,11 @@ from core.comparison import compare_with_baselines, model_target_ndcg, split_tar
 from core.config import parse_overrides, resolve_config
 from core.data import prepare_data
 from core.errors import RecsysError
-from core.fit import choose_on_validation, fit, validation_choices
+from core.fit import fit
 from core.metrics import of_split
+from core.protocol import train_for_test
 from core.threads import apply_threads
+from core.validation import validation_choices
 
 log = logging.getLogger("core.train")
 
@@ -63,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         apply_threads(config)  # after the data, so that a data error stays the one line printed
         split = "test" if args.test else "val"
         if args.test:  # epochs and blend weight come from validation, as from a search's peak
-            config = choose_on_validation(config, data)
-        result = fit(config, data, evaluate_on=split)
+            config, (result,) = train_for_test(config, data)
+        else:
+            result = fit(config, data)
         seen_last = bool(result.best.get("seen_last", model_seen_last(config)))  # the model's rule, as chosen
         baselines = evaluate_baselines(config, data, evaluate_on=split, seen_last=seen_last)
         compared = {}

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.config import RANGES
+from core.config_fields import RANGES
 from search.space import SearchSpec
 
 FINISHED = ("completed", "plateaued", "early-stopped")

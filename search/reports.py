@@ -16,8 +16,8 @@ import pandas as pd
 import yaml
 
 from core.config import build_config
-from core.fit import validation_choices
 from core.metrics import KINDS, metric_name, parse_metric_name
+from core.validation import validation_choices
 from search import importance
 from search.comparison_report import comparison_markdown
 from search.plan import BEST_CONFIG_FILE, SearchPlan, Status

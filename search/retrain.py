@@ -10,7 +10,6 @@ Test data is used here only, never to choose anything.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import statistics
@@ -21,23 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from core.artifact import MODEL_FILE, save_model
-from core.integrity import write_manifest
 from core.baselines import evaluate_baselines
 from core.comparison import compare_with_baselines, model_target_ndcg, split_targets, target_figures
 from core.config import Config, build_config, load_yaml
 from core.data import prepare_data
 from core.errors import ConfigError, RecsysError
-from core.fit import choose_on_validation, fit, needs_validation_choices
+from core.integrity import write_manifest
 from core.metrics import of_split
+from core.protocol import train_for_test
 from core.threads import apply_threads
-from search.plan import (
-    BEST_CONFIG_FILE,
-    FINAL_FOLDER,
-    PLAN_FILE,
-    SearchPlan,
-    Status,
-    load_plan,
-)
+from search.plan import BEST_CONFIG_FILE, FINAL_FOLDER, PLAN_FILE, SearchPlan, Status, load_plan
 from search.reports import retrain_report
 from search.storage import check_storage, child, fetch_reports, is_uri, last_part, newest_folder_with, upload_folder
 from search.tracking import log_retrain, require_mlflow
@@ -104,22 +96,15 @@ def retrain(folder: Path, seeds: int = 1, force: bool = False) -> dict[str, Any]
         raise ConfigError(f"the data of {config.data} changed since search {folder.name} ran (fingerprint "
                           f"{data.fingerprint()} vs {searched_on}); search again, or retrain anyway with --force")
     began = time.perf_counter()
-    if needs_validation_choices(config):  # a best config written before these were recorded: choose them now
-        config = dataclasses.replace(choose_on_validation(dataclasses.replace(config, patience=0), data),
-                                     patience=config.patience)
+    # epochs come from the best trial's peak; what a best config written before they were recorded leaves as
+    # auto is chosen on validation now
+    config, results = train_for_test(config, data, seeds=seeds, keep_epochs=True)
     final = folder / FINAL_FOLDER
     targets = split_targets(config, data, "test")
-    per_seed, per_target, kept = [], [], None
-    for index in range(seeds):
-        seeded = dataclasses.replace(config, seed=config.seed + index)
-        log.info("seed %d (%d of %d): training %d epochs on training + validation", seeded.seed, index + 1,
-                 seeds, seeded.epochs)
-        result = fit(seeded, data, evaluate_on="test")
-        per_seed.append(of_split("test", result.final))
-        per_target.append(model_target_ndcg(seeded, result.model, targets))
-        if index == 0:  # the model kept is the one of the config's own seed, never the best on test
-            save_model(final, result.model, seeded, data, info={"experiment": folder.name})
-            kept = result.model
+    per_seed = [of_split("test", result.final) for result in results]
+    per_target = [model_target_ndcg(result.config, result.model, targets) for result in results]
+    kept = results[0].model  # the model kept is the one of the config's own seed, never the best on test
+    save_model(final, kept, results[0].config, data, info={"experiment": folder.name})
     metrics = {
         "experiment": folder.name, "data": config.data, "data_fingerprint": data.fingerprint(),
         "data_stats": data.stats, "epochs": config.epochs, "markov_blend": config.markov_blend,

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from ray import tune
 
+from core.config import build_config
 from core.data import PreparedData
 from core.fit import fit
 
@@ -29,7 +30,7 @@ def train_trial(config: dict[str, Any], data: PreparedData, threads: int, metric
     if marker.is_file():
         raise RepeatedTrialError(f"not retried: {marker.read_text()}")
     try:
-        fit(config, data, report=report_to_tune, checkpoint=load_state(tune.get_checkpoint()), monitor=metric,
+        fit(build_config(config), data, report=report_to_tune, checkpoint=load_state(tune.get_checkpoint()), monitor=metric,
             mode=mode)
     except Exception as err:
         marker.parent.mkdir(parents=True, exist_ok=True)

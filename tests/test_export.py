@@ -8,9 +8,9 @@ from core.artifact import load_model, save_model
 from core.config import build_config
 from core.data import prepare_data
 from core.errors import DataError
-from core.export import customer_positions, read_customer_ids, recommend_all
+from core.export import read_customer_ids, recommend_all
 from core.fit import fit
-from core.recommend import recommend_for
+from core.recommend import customer_positions, recommend_for
 from search import recommend as recommend_cli
 
 

@@ -127,7 +127,7 @@ def test_bad_loss_settings_are_one_line_each(setting, message):
 def test_more_negatives_than_items_is_one_line_naming_the_catalogue(tiny_config):
     with pytest.raises(ConfigError, match=r"^negatives: expected fewer than the catalogue's 129 items with loss "
                                           r"sampled, got 500 \(or loss: full\)$"):
-        fit(dict(tiny_config, loss="sampled", negatives=500))
+        fit(build_config(dict(tiny_config, loss="sampled", negatives=500)))
     check_negatives(build_config({"negatives": 500}), 129)  # the full softmax draws nothing
 
 
@@ -137,9 +137,9 @@ def test_sampled_losses_train_with_every_training_option_and_resume_exactly(tiny
                   window_overlap=0.5)
     states = []
     data = prepare_data(build_config(config))
-    whole = fit(config, data, report=lambda metrics, state: states.append(copy.deepcopy(state)))
+    whole = fit(build_config(config), data, report=lambda metrics, state: states.append(copy.deepcopy(state)))
     assert all(math.isfinite(row["train_loss"]) for row in whole.history)
-    resumed = fit(config, data, checkpoint=states[0])
+    resumed = fit(build_config(config), data, checkpoint=states[0])
     assert resumed.history[-1]["val_ndcg@5"] == whole.history[-1]["val_ndcg@5"]
     assert resumed.history[-1]["train_loss"] == whole.history[-1]["train_loss"]
 

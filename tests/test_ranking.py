@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from core.evaluation import evaluate_variants, markov_blend_scorer, model_scorer
-from core.export import top_k_items
+from core.recommend import top_k_items
 from core.metrics import metric_sums
 from core.model import build_model
 from core.ranking import Pairs, dense_scores, top_k_blocked

@@ -12,7 +12,7 @@ from core.recommend import customer_history, item_ids_for_numbers, recommend
 def trained():
     config = {"synthetic_customers": 200, "synthetic_items": 140, "embed_dim": 8, "hidden_dim": 16, "epochs": 1}
     data = prepare_data(build_config(config))
-    return fit(config, data).model, data
+    return fit(build_config(config), data).model, data
 
 
 def test_top_k_with_descriptions_excluding_seen(trained):

@@ -5,7 +5,8 @@ import pytest
 from core.config import build_config
 from core.data import prepare_data
 from core.errors import DataError
-from core.sources import load_event_log, load_movielens, load_sequences
+from core.sources import load_event_log
+from core.text_sources import load_movielens, load_sequences
 from tests.conftest import needs_shared, write_log
 
 COLUMNS = ("account_number", "agreement_date", "model_number", "model_description_1", "model_description_2")

@@ -17,8 +17,9 @@ from core.export import read_customer_ids, recommend_all
 from core.fit import fit
 from core.integrity import write_manifest
 from core.recommend import recommend_for
-from core.sources import load_event_log, load_movielens, load_sequences
+from core.sources import load_event_log
 from core.synthetic import generate_rentals
+from core.text_sources import load_movielens, load_sequences
 from search import recommend as recommend_cli
 from search import retrain as retrain_cli
 from search import run as search_cli

@@ -6,24 +6,20 @@ import numpy as np
 import pytest
 import torch
 
-from core.baselines import (
-    evaluate_baselines,
-    item_counts,
-    markov_scorer,
-    markov_table,
-    popularity_scorer,
-)
+from core.baselines import evaluate_baselines, item_counts, markov_scorer, markov_table, popularity_scorer
 from core.batching import batch_indices, length_batches
 from core.config import build_config
 from core.data import prepare_data
 from core.epoch import DivergedError, train_epoch
 from core.errors import ConfigError
 from core.evaluation import evaluate, evaluate_variants, markov_blend_scorer, model_scorer
-from core.fit import BLEND_WEIGHTS, choose_on_validation, fit
+from core.fit import fit
 from core.model import BLEND_ALPHA, build_model
+from core.protocol import choose_on_validation
 from core.samples import eval_targets, prefix_samples, training_windows
 from core.split import TRAIN, VALID
 from core.tensors import TrainingSamples, evaluation_targets, training_samples
+from core.validation import BLEND_WEIGHTS
 from tests.test_data import interactions
 
 
@@ -38,8 +34,8 @@ def test_model_shapes_and_padding():
 def test_fit_reports_every_epoch_and_is_deterministic(tiny_config):
     data = prepare_data(build_config(tiny_config))
     reports = []
-    first = fit(tiny_config, data, report=lambda metrics, state: reports.append((metrics, state)))
-    second = fit(tiny_config, data)
+    first = fit(build_config(tiny_config), data, report=lambda metrics, state: reports.append((metrics, state)))
+    second = fit(build_config(tiny_config), data)
     assert [m["epoch"] for m, _ in reports] == [1, 2]
     assert {"train_loss", "val_loss", "val_hr@5", "val_mrr@10", "val_ndcg@20"} <= set(reports[0][0])
     assert set(reports[0][1]) >= {"epoch", "model", "optimizer", "config"}
@@ -51,8 +47,8 @@ def test_resuming_from_a_reported_state_repeats_the_uninterrupted_run(tiny_confi
     config = dict(tiny_config, epochs=3, dropout=0.3)
     data = prepare_data(build_config(config))
     states = []
-    straight = fit(config, data, report=lambda metrics, state: states.append(copy.deepcopy(state)))
-    resumed = fit(config, data, checkpoint=states[0])
+    straight = fit(build_config(config), data, report=lambda metrics, state: states.append(copy.deepcopy(state)))
+    resumed = fit(build_config(config), data, checkpoint=states[0])
     assert [row["epoch"] for row in resumed.history] == [1, 2, 3]
     assert resumed.final["val_ndcg@5"] == straight.final["val_ndcg@5"]
     assert resumed.final["train_loss"] == straight.final["train_loss"]
@@ -160,7 +156,7 @@ def test_a_nan_loss_stops_training_with_a_clear_error(tiny_config):
 def test_prepared_data_must_match_the_config(tiny_config):
     data = prepare_data(build_config(tiny_config))
     with pytest.raises(ConfigError, match="synthetic_seed: config 1 vs data 0"):
-        fit(dict(tiny_config, synthetic_seed=1), data)
+        fit(build_config(dict(tiny_config, synthetic_seed=1)), data)
 
 
 def hand_built_data():
@@ -209,7 +205,7 @@ def test_baselines_on_hand_built_data():
 def test_synthetic_data_has_structure_the_lstm_learns_and_baselines_miss():
     config = {"synthetic_customers": 1500, "epochs": 6, "lr": 0.003}
     data = prepare_data(build_config(config))
-    model = fit(config, data).final["val_ndcg@5"]
+    model = fit(build_config(config), data).final["val_ndcg@5"]
     baselines = evaluate_baselines(build_config(config), data)
     assert model > 1.1 * baselines["markov"]["ndcg@5"] > 1.1 * baselines["most_popular"]["ndcg@5"]
     assert math.isfinite(model)
@@ -333,7 +329,7 @@ def test_markov_blend_auto_chooses_the_weight_on_validation_and_keeps_it_with_th
 
 
 def test_markov_blend_off_builds_the_plain_model(tiny_config):
-    result = fit(dict(tiny_config, markov_blend=0), prepare_data(build_config(tiny_config)))
+    result = fit(build_config(dict(tiny_config, markov_blend=0)), prepare_data(build_config(tiny_config)))
     assert not result.model.markov_blend and result.final["markov_blend"] == 0.0
     assert "blend_weight" not in result.model.state_dict()
 
@@ -373,16 +369,16 @@ def test_embedding_dropout_acts_in_training_only():
 def test_the_moving_average_of_the_weights_is_what_is_evaluated_kept_and_resumed(tiny_config):
     config = dict(tiny_config, epochs=3, lr=0.01)
     data = prepare_data(build_config(config))
-    plain = fit(config, data)
+    plain = fit(build_config(config), data)
     # a decay of ~0 makes the average the latest weights: the run is the plain one
-    latest = fit(dict(config, ema_decay=1e-9), data)
+    latest = fit(build_config(dict(config, ema_decay=1e-9)), data)
     assert [row["val_ndcg@5"] for row in latest.history] == pytest.approx([row["val_ndcg@5"] for row in plain.history])
     states = []
-    averaged = fit(dict(config, ema_decay=0.9), data, report=lambda m, state: states.append(copy.deepcopy(state)))
+    averaged = fit(build_config(dict(config, ema_decay=0.9)), data, report=lambda m, state: states.append(copy.deepcopy(state)))
     assert averaged.final["val_loss"] != pytest.approx(plain.final["val_loss"])
     assert averaged.final["train_loss"] == plain.final["train_loss"]  # training itself is unchanged
     trained, kept = states[-1]["model"], dict(averaged.model.named_parameters())
     assert all(not torch.equal(trained[name], value) for name, value in kept.items())  # kept: the average
-    resumed = fit(dict(config, ema_decay=0.9), data, checkpoint=states[0])
+    resumed = fit(build_config(dict(config, ema_decay=0.9)), data, checkpoint=states[0])
     assert resumed.final["val_ndcg@5"] == averaged.final["val_ndcg@5"]
     assert all(torch.equal(value, dict(resumed.model.named_parameters())[name]) for name, value in kept.items())
