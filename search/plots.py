@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from core.metrics import metric_name, parse_metric_name
-from search.records import TrialRecord
 from search.space import SearchSpec
+from search.trials import TrialRecord
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)

@@ -22,8 +22,8 @@ from search import importance
 from search.comparison_report import comparison_markdown
 from search.plan import BEST_CONFIG_FILE, SearchPlan, Status
 from search.plots import write_plots
-from search.records import TrialRecord
 from search.space import SearchSpec
+from search.trials import TrialRecord
 
 STATUS_COMPLETED, STATUS_PLATEAUED, STATUS_STOPPED = "completed", "plateaued", "early-stopped"
 STATUS_ERRORED, STATUS_UNFINISHED = "errored", "unfinished"

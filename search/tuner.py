@@ -26,11 +26,11 @@ from search.connect import DEFAULT_CONNECT_TIMEOUT_S, join_cluster, loopback_onl
 from search.endings import TrialErrorLine
 from search.integrity import SealPickles
 from search.plan import SearchPlan
-from search.records import TrialRecord
 from search.space import SearchSpec, inside
 from search.study import JOURNAL_FILE, FolderStudySearch, journal_at, set_budget
 from search.tracking import tune_callbacks
 from search.trainable import train_trial
+from search.trials import TrialRecord
 from search.warmstart import WarmStart
 
 log = logging.getLogger(__name__)

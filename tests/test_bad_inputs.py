@@ -8,8 +8,8 @@ import torch
 
 from core.integrity import write_manifest
 from core.train import main as train_main
-from search.recommend import main as recommend_main
 from search.run import main as search_main
+from search.serving.recommend import main as recommend_main
 from tests.conftest import write_log
 from tests.test_search import write_space
 

@@ -14,11 +14,11 @@ import pandas as pd
 import pyarrow.fs as pafs
 import pytest
 
-from search.recommend import main as recommend_main
+from search.plan import SearchPlan
 from search.retrain import main as retrain_main
 from search.run import main as run_main
-from search.serve import Recommender
-from search.plan import SearchPlan
+from search.serving.app import Recommender
+from search.serving.recommend import main as recommend_main
 from search.storage import child, endpoint_of, last_part
 from tests.conftest import TINY
 from tests.test_search import free_port, write_space

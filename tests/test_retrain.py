@@ -13,9 +13,9 @@ from core.errors import DataError
 from core.fit import fit
 from core.integrity import write_manifest
 from core.recommend import recommend, recommend_for
-from search import recommend as recommend_cli
 from search import retrain as retrain_cli
 from search import run as search_cli
+from search.serving import recommend as recommend_cli
 from tests.test_search import TINY, write_space
 
 

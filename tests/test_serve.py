@@ -15,7 +15,7 @@ from core.fit import fit
 from core.recommend import recommend, recommend_batch, recommend_for
 from tests.conftest import TINY
 
-serve_cli = pytest.importorskip("search.serve", reason="needs ray[serve]")
+serve_cli = pytest.importorskip("search.serving.serve", reason="needs ray[serve]")
 
 
 @pytest.fixture(scope="module")

@@ -19,9 +19,9 @@ from core.integrity import write_manifest
 from core.recommend import recommend_for
 from core.sources import load_event_log, load_movielens, load_sequences
 from core.synthetic import generate_rentals
-from search import recommend as recommend_cli
 from search import retrain as retrain_cli
 from search import run as search_cli
+from search.serving import recommend as recommend_cli
 from tests.conftest import TINY
 from tests.test_search import write_space
 
@@ -221,7 +221,7 @@ def test_search_and_retrain_on_text_ids(string_model, capsys):
 
 
 def test_serve_answers_in_the_users_text_ids(string_model):
-    serve_cli = pytest.importorskip("search.serve", reason="needs ray[serve]")
+    serve_cli = pytest.importorskip("search.serving.serve", reason="needs ray[serve]")
     from tests.test_serve import ask
 
     saved = load_model(string_model / "final")

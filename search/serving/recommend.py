@@ -19,7 +19,7 @@ from core.artifact import load_model
 from core.errors import RecsysError
 from core.recommend import recommend_for
 from core.threads import apply_threads
-from search.export import add_export_arguments, export
+from search.serving.export import add_export_arguments, export
 from search.storage import local_copy
 
 
