@@ -21,18 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from core.artifact import MODEL_FILE, save_model
+from core.integrity import write_manifest
 from core.baselines import evaluate_baselines
-from core.comparison import (
-    compare_with_baselines,
-    model_target_ndcg,
-    split_targets,
-    target_figures,
-)
+from core.comparison import compare_with_baselines, model_target_ndcg, split_targets, target_figures
 from core.config import Config, build_config, load_yaml
 from core.data import prepare_data
 from core.errors import ConfigError, RecsysError
 from core.fit import choose_on_validation, fit, needs_validation_choices
-from core.integrity import write_manifest
 from core.metrics import of_split
 from core.threads import apply_threads
 from search.plan import (
@@ -44,15 +39,7 @@ from search.plan import (
     load_plan,
 )
 from search.reports import retrain_report
-from search.storage import (
-    check_storage,
-    child,
-    fetch_reports,
-    is_uri,
-    last_part,
-    newest_folder_with,
-    upload_folder,
-)
+from search.storage import check_storage, child, fetch_reports, is_uri, last_part, newest_folder_with, upload_folder
 from search.tracking import log_retrain, require_mlflow
 
 log = logging.getLogger("search.retrain")

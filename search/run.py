@@ -28,14 +28,7 @@ from search.lock import hold_search_lock, release_search_lock
 from search.plan import PLAN_FILE, SearchPlan, Status, load_plan
 from search.reports import SearchFacts, seen_last_key, write_outputs
 from search.space import SearchSpec, load_search_spec
-from search.storage import (
-    check_storage,
-    child,
-    exists,
-    fetch_reports,
-    is_uri,
-    publish_reports,
-)
+from search.storage import check_storage, child, exists, fetch_reports, is_uri, publish_reports
 from search.study import trials_created
 from search.tracking import require_mlflow, tracking_uri
 from search.warmstart import load_warm_start

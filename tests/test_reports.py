@@ -6,15 +6,9 @@ import yaml
 
 from core.config import build_config
 from search.plan import SearchPlan, Status
-from search.reports import (
-    SearchFacts,
-    seen_last_key,
-    trial_table,
-    write_outputs,
-    write_summary,
-)
-from search.space import SearchSettings, SearchSpec
 from search.trials import TrialRecord
+from search.reports import SearchFacts, seen_last_key, trial_table, write_outputs, write_summary
+from search.space import SearchSettings, SearchSpec
 
 
 def record(trial_id, ndcg, done=True, error=None, lr=0.001, patience=0):
