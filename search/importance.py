@@ -16,8 +16,8 @@ import pandas as pd
 
 from core.config import RANGES
 from search.space import SearchSpec
+from search.trials import FINISHED, best_row
 
-FINISHED = ("completed", "plateaued", "early-stopped")
 EDGE_FRACTION = 0.10
 MIN_TRIALS = 4          # fewer finished trials: no importance estimate
 TOP_TRIALS_WANTED = 5   # PED-ANOVA wants at least about 5 trials above its target quantile
@@ -181,8 +181,7 @@ def summary_lines(table: pd.DataFrame, spec: SearchSpec) -> list[str]:
     trials = finished_trials(table, metric)
     lines = ["", "## What mattered", ""]
     importance = param_importances(table, space, metric, mode)
-    best = trials.loc[trials[f"best_{metric}"].idxmax() if mode == "max" else trials[f"best_{metric}"].idxmin()] \
-        if len(trials) else None
+    best = best_row(trials, metric, mode)
     if importance is None:
         lines.append(f"Too few finished trials ({len(trials)}) for an importance estimate (at least {MIN_TRIALS}).")
     else:
@@ -212,8 +211,7 @@ def plot_importance(path: Path, table: pd.DataFrame, spec: SearchSpec) -> bool:
     if importance is None:
         return False
     trials = finished_trials(table, metric)
-    column = f"best_{metric}"
-    best = trials.loc[trials[column].idxmax() if mode == "max" else trials[column].idxmin()]
+    best = best_row(trials, metric, mode)
     flagged = {w.setting: w for w in edge_warnings(best, spec.space) if not w.at_limit}
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(importance.settings) + 1.4))
     names = list(importance.settings)[::-1]

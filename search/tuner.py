@@ -28,7 +28,7 @@ from search.integrity import SealPickles
 from search.plan import SearchPlan
 from search.space import SearchSpec, inside
 from search.study import JOURNAL_FILE, FolderStudySearch, journal_at, set_budget
-from search.tracking import tune_callbacks
+from search.tracking import allow_file_store, require_mlflow
 from search.trainable import train_trial
 from search.trials import TrialRecord
 from search.warmstart import WarmStart
@@ -130,10 +130,25 @@ def build_tuner(plan: SearchPlan, config: Config, spec: SearchSpec, trainable: A
             trial_dirname_creator=trial_folder_name, reuse_actors=True),
         run_config=tune.RunConfig(
             name=plan.name, storage_path=plan.storage, verbose=1, progress_reporter=reporter,
-            callbacks=[TrialErrorLine(), SealPickles(), *tune_callbacks(plan.mlflow, plan.name)],
+            callbacks=tune_callbacks(plan.mlflow, plan.name),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             failure_config=tune.FailureConfig(max_failures=1)),  # a dead worker: once more from its checkpoint
     )
+
+
+def tune_callbacks(uri: str | None, experiment: str) -> list[Any]:
+    """Tune's callbacks for a search: errors as one line, the pickles sealed, and one MLflow logger when the
+    search is tracked (uri given)."""
+    callbacks = [TrialErrorLine(), SealPickles()]
+    if uri:
+        require_mlflow()
+        allow_file_store(uri)
+        # Ray's MLflow integration is loaded for a tracked search only
+        from search.mlflow_callback import TrialLogger
+
+        callbacks.append(TrialLogger(tracking_uri=uri, experiment_name=experiment,
+                                     tags={"search": experiment, "role": "trial"}))
+    return callbacks
 
 
 def searcher_for(seed: int, first: list[dict[str, Any]] | None, warm: WarmStart | None, journal: Path,

@@ -6,8 +6,8 @@ import yaml
 
 from core.config import build_config
 from search.plan import SearchPlan, Status
-from search.trials import TrialRecord
-from search.reports import SearchFacts, seen_last_key, trial_table, write_outputs, write_summary
+from search.trials import TrialRecord, trial_table
+from search.reports import SearchFacts, seen_last_key, write_outputs, write_summary
 from search.space import SearchSettings, SearchSpec
 
 
