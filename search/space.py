@@ -88,8 +88,8 @@ def _invalid_ends(dimension: Dimension, base: Config) -> list[str]:
             build_config({**base.to_dict(), dimension.name: value})
         except ConfigError as err:
             detail = str(err).split("\n  ", 1)[-1].replace("\n  ", "; ")
-            return [f"space.{dimension.name}: {dimension.kind} {list(dimension.values)!r} allows an invalid value "
-                    f"({detail})"]
+            values = list(dimension.values)
+            return [f"space.{dimension.name}: {dimension.kind} {values!r} allows an invalid value ({detail})"]
     return []
 
 
