@@ -9,32 +9,24 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
-import time
 from datetime import date
 from pathlib import Path
 
-import pandas as pd
+from common import ROOT, SEARCHES, SHARED_DATA, run_search, without_ray_auth
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ["synthetic", str(ROOT.parent / "shared/data/ml-100k")]
+DEFAULT_DATA = ["synthetic", str(SHARED_DATA / "ml-100k")]
 
 
-def run_search(data: str, scheduler: str, args: argparse.Namespace, storage: Path) -> dict:
+def one_search(data: str, scheduler: str, args: argparse.Namespace, storage: Path) -> dict:
     space = Path(args.space)
     name = f"{Path(data).name}-{scheduler}-{args.samples}x{args.max_epochs}" + (
         f"-{space.stem}" if space.stem != "space" else "")
     if (storage / name).exists():
         raise SystemExit(f"{storage / name} exists: remove it to measure again")
-    command = [sys.executable, "-m", "search.run", "--data", data, "--samples", str(args.samples),
-               "--max-epochs", str(args.max_epochs), "--scheduler", scheduler, "--seed", str(args.seed),
-               "--name", name, "--storage", str(storage), "--space", str(space), "--no-dashboard"]
-    began = time.perf_counter()
-    subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL,
-                   env=dict(os.environ, RAY_AUTH_MODE=os.environ.get("RAY_AUTH_MODE", "disabled")))
-    wall = time.perf_counter() - began
-    trials = pd.read_csv(storage / name / "trials.csv")
+    flags = ["--data", data, "--samples", str(args.samples), "--max-epochs", str(args.max_epochs), "--scheduler",
+             scheduler, "--seed", str(args.seed), "--space", str(space), "--no-dashboard"]
+    ran = run_search(storage, name, flags, env=without_ray_auth(), stderr=None)
+    trials, wall = ran.trials, ran.wall_seconds
     return {"data": Path(data).name, "scheduler": scheduler, "trial_epochs": int(trials["epochs_run"].sum()),
             "wall_seconds": wall, "best": trials["best_val_ndcg@5"].max(),
             "stopped": int((trials["status"] == "early-stopped").sum())}
@@ -50,8 +42,8 @@ def main() -> None:
                         help="space file (its ASHA settings apply to the ASHA run)")
     parser.add_argument("--schedulers", nargs="+", default=["asha", "fifo"], choices=["asha", "fifo"])
     args = parser.parse_args()
-    storage = ROOT / "bench/out/searches"
-    rows = [run_search(data, scheduler, args, storage) for data in args.data for scheduler in args.schedulers]
+    storage = SEARCHES
+    rows = [one_search(data, scheduler, args, storage) for data in args.data for scheduler in args.schedulers]
     print(f"{date.today()}; {os.cpu_count()} CPUs; {args.samples} samples x at most {args.max_epochs} epochs, "
           f"seed {args.seed}, space {Path(args.space).relative_to(ROOT) if Path(args.space).is_relative_to(ROOT) else args.space}")
     print("| data | scheduler | trial-epochs | early-stopped | wall time (s) | best val NDCG@5 |\n"

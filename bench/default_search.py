@@ -12,27 +12,20 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
-import sys
 import time
 from datetime import date
 from pathlib import Path
 
-import pandas as pd
+from common import SEARCHES, run_search
 
-ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {"patience": [], "no-patience": ["--set", "patience=0", "--max-epochs", "20"],
             "random-batches": ["--set", "batch_by_length=false"]}
 
 
 def run(variant: str, index: int, storage: Path, extra: list[str]) -> dict:
     name = f"default-{variant}-{int(time.time())}-{index}"
-    command = [sys.executable, "-m", "search.run", "--samples", "50", "--name", name, "--storage", str(storage),
-               *VARIANTS[variant], *extra]
-    began = time.perf_counter()
-    subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wall = time.perf_counter() - began
-    trials = pd.read_csv(storage / name / "trials.csv")
+    ran = run_search(storage, name, ["--samples", "50", *VARIANTS[variant], *extra])
+    trials, wall = ran.trials, ran.wall_seconds
     after_peak = (trials["epochs_run"] - trials["peak_epoch"]).clip(lower=0)
     return {"variant": variant, "wall_seconds": wall, "trial_epochs": int(trials["epochs_run"].sum()),
             "trial_seconds": float(trials["wall_seconds"].sum()),
@@ -46,7 +39,7 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("extra", nargs="*", help="after --: flags for every search, e.g. -- --no-dashboard")
     args = parser.parse_args()
-    storage = ROOT / "bench/out/searches"
+    storage = SEARCHES
     rows = []
     for index in range(args.runs):  # interleaved, so that a change in machine load hits both variants
         for variant in args.variants:

@@ -21,6 +21,8 @@ import time
 from datetime import date
 from pathlib import Path
 
+from common import child_env
+
 CUSTOMER_EVENTS = 9.05  # mean events per synthetic customer (bench/scaling.py)
 MODEL = {"embed_dim": 64, "hidden_dim": 128}  # the model of the published table (the defaults until 2026-12-01)
 OUT = Path(__file__).resolve().parent / "out"
@@ -105,7 +107,7 @@ def peak_rss_mb() -> float:
 def child(*args: str) -> dict:
     command = [sys.executable, __file__, *args]
     result = subprocess.run(command, capture_output=True, text=True,
-                            env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])))
+                            env=child_env())
     if result.returncode != 0:
         raise SystemExit(result.stderr[-3000:])
     return json.loads(result.stdout.strip().splitlines()[-1])

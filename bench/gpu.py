@@ -13,15 +13,13 @@ import argparse
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import time
 from datetime import date
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import ROOT, run_search
 
 SIZES = {"default": {"synthetic_customers": 3000}, "30k-customers": {"synthetic_customers": 30000,
                                                                      "synthetic_items": 3000}}
@@ -65,18 +63,21 @@ def default_search(samples: int, out: Path) -> dict:
     """python -m search.run on the embedded data with 4 trials per GPU; wall time and what it found."""
     storage = out / "searches"
     name = f"gpu-default-{int(time.time())}"
-    command = [sys.executable, "-m", "search.run", "--samples", str(samples), "--name", name, "--storage",
-               str(storage), "--no-dashboard", "--gpus-per-trial", "0.25", "--cpus-per-trial", "2"]
-    began = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-    wall = time.perf_counter() - began
-    summary = (storage / name / "summary.md").read_text() if (storage / name / "summary.md").is_file() else ""
-    best = re.search(r"val_ndcg@5 \*\*([0-9.]+)\*\*", summary)
-    used = re.search(r"Trial-epochs used: (\d+) of (\d+)", summary)
-    return {"samples": samples, "returncode": done.returncode, "wall_seconds": wall,
-            "best_val_ndcg@5": float(best.group(1)) if best else None,
-            "trial_epochs": f"{used.group(1)} of {used.group(2)}" if used else None,
-            "stderr_tail": done.stderr[-1500:] if done.returncode else ""}
+    import pandas as pd
+
+    from search.plan import load_plan
+
+    flags = ["--samples", str(samples), "--no-dashboard", "--gpus-per-trial", "0.25", "--cpus-per-trial", "2"]
+    ran = run_search(storage, name, flags, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+    trials, best, used = ran.trials, None, None
+    if trials is not None and len(trials):
+        best = trials["best_val_ndcg@5"].max()
+        best = None if pd.isna(best) else round(float(best), 4)  # as summary.md shows it
+        max_epochs = load_plan(storage / name).search["search"]["max_epochs"]
+        used = f"{int(trials['epochs_run'].sum())} of {samples * max_epochs}"
+    return {"samples": samples, "returncode": ran.returncode, "wall_seconds": ran.wall_seconds,
+            "best_val_ndcg@5": best, "trial_epochs": used,
+            "stderr_tail": ran.stderr[-1500:] if ran.returncode else ""}
 
 
 def main() -> int:

@@ -3,8 +3,9 @@
     python bench/id_cases.py [--before /tmp/seqrec-main] > /tmp/id_cases.md
 
 Every case of issue 22 (ids that used to merge, text ids, mixed time zones, separators, BOM, empty files)
-and every data case of tests/test_bad_inputs.py is written to a temporary folder and read through
-core.data.load_interactions (the bad-input cases through core.train's command line, as the test does).
+and every data case of tests/cases.py (those tests/test_bad_inputs.py checks) is written to a temporary
+folder and read through core.data.load_interactions (the bad-input cases through core.train's command line,
+as the test does).
 A read case counts distinct customers and items as text straight from the file (pandas, dtype=str), so a
 merge or a split would show as a difference. --before CODE adds a column: what a checkout of other code (e.g.
 `git worktree add /tmp/seqrec-main main`) did with the same file, read in a child process. Prints a Markdown table.
@@ -22,15 +23,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import ROOT  # noqa: F401  (the repository importable: core, tests)
 
 from core.config import build_config  # noqa: E402
 from core.data import load_interactions  # noqa: E402
 from core.errors import RecsysError  # noqa: E402
 from core.ids import id_type  # noqa: E402
 from core.train import main as train_main  # noqa: E402
-from tests.test_bad_inputs import DATA_CASES, make  # noqa: E402
+from tests.cases import DATA_CASES, make  # noqa: E402
 
 HEADER = "account_number,agreement_date,model_number,model_description_1,model_description_2\n"
 

@@ -5,6 +5,7 @@ saved model folder (mean of 50 / 20 runs). Uses its own key (a temporary SEQREC_
 """
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import tempfile
@@ -20,6 +21,11 @@ def mean_ms(function, runs: int) -> float:
 
 
 def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("search", help="a search folder, RESULTS/<name>")
+    parser.add_argument("final", nargs="?", help="a saved model folder (RESULTS/<name>/final)")
+    args = parser.parse_args(argv)
+    argv = [args.search] + ([args.final] if args.final else [])
     os.environ["SEQREC_TUNE_KEY"] = str(Path(tempfile.mkdtemp()) / "key")
     from core.integrity import check_folder
     from search import integrity

@@ -25,6 +25,8 @@ import time
 from datetime import date
 from pathlib import Path
 
+from common import child_env
+
 CUSTOMER_EVENTS = 9.05  # mean events per synthetic customer (bench/scaling.py)
 
 
@@ -133,7 +135,7 @@ def main() -> None:
         command += ["--epoch"] * args.epoch
         command += [f"--set={pair}" for pair in args.overrides]
         result = subprocess.run(command, capture_output=True, text=True,
-                                env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])))
+                                env=child_env())
         if result.returncode != 0:
             print(f"{size}: failed: {result.stderr.strip().splitlines()[-1:]}", file=sys.stderr, flush=True)
             continue

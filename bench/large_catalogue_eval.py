@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from common import ROOT
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core.baselines import item_counts, markov_table  # noqa: E402
 from core.config import build_config  # noqa: E402
 from core.data import PreparedData, prepare_data  # noqa: E402
@@ -161,7 +161,7 @@ def compare(config, model, targets, repeats: int) -> dict:
     """Seconds of validation (as fit runs it), blocked and unblocked (the code of UNBLOCKED_COMMIT), alternated."""
     import core.fit as fit_module
     source = subprocess.run(["git", "show", f"{UNBLOCKED_COMMIT}:core/evaluation.py"], capture_output=True,
-                            text=True, check=True, cwd=Path(__file__).resolve().parents[1]).stdout
+                            text=True, check=True, cwd=ROOT).stdout
     path = Path("/tmp/unblocked_evaluation.py")
     path.write_text(source)
     spec = importlib.util.spec_from_file_location("unblocked_evaluation", path)

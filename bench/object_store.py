@@ -20,12 +20,15 @@ import time
 from datetime import date
 from pathlib import Path
 
-import pandas as pd
 import pyarrow.fs as pafs
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from common import ROOT, run_search
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
 from werkzeug.serving import make_server
 
-ROOT = Path(__file__).resolve().parents[1]
 BUCKET = "bench"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
                "AWS_EC2_METADATA_DISABLED": "true"}
@@ -107,14 +110,11 @@ def run(storage: str, index: int, store: CountingStore, out: Path, samples: int,
         extra: list[str]) -> dict:
     name = f"{storage}-{int(time.time())}-{index}"
     where = store.uri if storage == "s3" else str(out / "disk")
-    command = [sys.executable, "-m", "search.run", "--samples", str(samples), "--name", name, "--storage", where,
-               "--no-dashboard", *(["--address", address] if address else []), *extra]
+    flags = ["--samples", str(samples), "--no-dashboard", *(["--address", address] if address else []), *extra]
     received, uploads = store.received, store.uploads
-    began = time.perf_counter()
-    subprocess.run(command, check=True, cwd=out, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wall = time.perf_counter() - began
     reports = out / "results" / name if storage == "s3" else out / "disk" / name
-    trials = pd.read_csv(reports / "trials.csv")
+    ran = run_search(where, name, flags, reports=reports, cwd=out)
+    trials, wall = ran.trials, ran.wall_seconds
     row = {"storage": storage, "wall_seconds": wall, "trials": len(trials),
            "trial_epochs": int(trials["epochs_run"].sum()), "best": float(trials["best_val_ndcg@5"].max()),
            "stored_bytes": store.stored(name) if storage == "s3" else folder_bytes(reports),

@@ -25,14 +25,13 @@ import statistics
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
+from common import ROOT
 
 from core.comparison import summarise_targets
 from search.comparison_report import comparison_markdown
 
-ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out" / "quality"
 
 

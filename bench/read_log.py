@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import ROOT
 
 CACHE = Path("/tmp/seqrec-read-log")
 OUT = Path(__file__).resolve().parent / "out"
-REPO = Path(__file__).resolve().parents[1]
 BASE36 = np.array(list("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
 
 
@@ -103,7 +103,7 @@ def main() -> None:
           f"{int_path}", flush=True)
     runs = []
     for _ in range(args.repeats):
-        codes = [REPO] + ([args.baseline] if args.baseline else [])
+        codes = [ROOT] + ([args.baseline] if args.baseline else [])
         plan = [(path, code) for code in codes for path in (text_path, int_path)]
         for path, code in plan:
             runs.append(run_child(path, code))

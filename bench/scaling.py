@@ -22,6 +22,8 @@ import time
 from datetime import date
 from pathlib import Path
 
+from common import child_env
+
 CUSTOMER_EVENTS = 9.05  # mean events per synthetic customer (measured on the default log)
 MODEL = {"embed_dim": 64, "hidden_dim": 128, "dropout": 0.2}  # the model of the published table (defaults until 12-01)
 
@@ -156,7 +158,7 @@ def main() -> None:
         profile = args.profile and index == len(args.sizes) - 1
         command = [sys.executable, __file__, "--child", size, "--steps", str(args.steps)] + (["--profile"] * profile)
         result = subprocess.run(command, capture_output=True, text=True, check=True,
-                                env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])))
+                                env=child_env())
         lines = result.stdout.strip().splitlines()
         if profile:
             print("\n".join(lines[:-1]))

@@ -25,9 +25,8 @@ from pathlib import Path
 
 import aiohttp
 import numpy as np
+from common import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 from core.artifact import load_model  # noqa: E402
 
 

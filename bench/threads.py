@@ -17,8 +17,8 @@ import sys
 import time
 
 import torch
+from common import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = ["--set", "embed_dim=64", "--set", "hidden_dim=128", "--set", "dropout=0.2",  # the published table's model
          "--set", "weight_decay=0", "--set", "embed_dropout=0",                     # (the defaults until 2026-12-01)
          "--set", "ema_decay=0"]

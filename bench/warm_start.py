@@ -10,30 +10,23 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
 import time
 from datetime import date
-from pathlib import Path
 
 import matplotlib
 import numpy as np
 import pandas as pd
+from common import ROOT, SEARCHES, run_search, without_ray_auth
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-STORAGE = ROOT / "bench/out/searches"
+STORAGE = SEARCHES
 
 
 def search(name: str, samples: int, *extra: str) -> tuple[pd.DataFrame, float]:
-    command = [sys.executable, "-m", "search.run", "--samples", str(samples), "--name", name, "--storage",
-               str(STORAGE), "--no-dashboard", *extra]
-    began = time.perf_counter()
-    subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   env=dict(os.environ, RAY_AUTH_MODE=os.environ.get("RAY_AUTH_MODE", "disabled")))
-    return pd.read_csv(STORAGE / name / "trials.csv"), time.perf_counter() - began
+    ran = run_search(STORAGE, name, ["--samples", str(samples), "--no-dashboard", *extra], env=without_ray_auth())
+    return ran.trials, ran.wall_seconds
 
 
 def main() -> None:

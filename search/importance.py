@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 
 from core.config_fields import RANGES
+from search.dimension import Dimension, dimensions
 from search.space import SearchSpec
+from search.trials import FINISHED, best_row
 
-FINISHED = ("completed", "plateaued", "early-stopped")
-EDGE_FRACTION = 0.10
 MIN_TRIALS = 4          # fewer finished trials: no importance estimate
 TOP_TRIALS_WANTED = 5   # PED-ANOVA wants at least about 5 trials above its target quantile
 EVALUATOR = "PED-ANOVA (optuna.importance.PedAnovaImportanceEvaluator)"
@@ -52,32 +52,17 @@ def finished_trials(table: pd.DataFrame, metric: str) -> pd.DataFrame:
     return table[ok]
 
 
-def distribution(spec: dict[str, list]) -> Any:
-    """The Optuna distribution of one line of the space file."""
-    from optuna.distributions import (
-        CategoricalDistribution,
-        FloatDistribution,
-        IntDistribution,
-    )
-
-    (kind, args), = spec.items()
-    if kind == "choice":
-        return CategoricalDistribution(list(args))
-    if kind in ("int", "logint"):
-        return IntDistribution(int(args[0]), int(args[1]), log=kind == "logint")
-    return FloatDistribution(float(args[0]), float(args[1]), log=kind == "loguniform")
-
-
 def param_importances(table: pd.DataFrame, space: dict[str, dict[str, list]], metric: str,
                       mode: str) -> Importance | None:
     """Importance of each searched setting for the objective (each trial's best value); None with too few trials."""
     import optuna
 
     trials = finished_trials(table, metric)
-    distributions = {key: distribution(spec) for key, spec in space.items()}
+    searched = dimensions(space)
+    distributions = {key: dimension.to_optuna() for key, dimension in searched.items()}
     frozen = []
     for _, row in trials.iterrows():
-        params = {key: _param_value(row[key], dist) for key, dist in distributions.items()}
+        params = {key: dimension.optuna_value(row[key]) for key, dimension in searched.items()}
         try:  # a value outside the space (a base config that lies outside it) cannot be told to Optuna
             frozen.append(optuna.trial.create_trial(params=params, distributions=distributions,
                                                     value=float(row[f"best_{metric}"])))
@@ -98,69 +83,40 @@ def param_importances(table: pd.DataFrame, space: dict[str, dict[str, list]], me
                       trials=len(frozen), target_quantile=quantile)
 
 
-def _param_value(value: Any, dist: Any) -> Any:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if type(dist).__name__ == "IntDistribution":
-        return int(round(float(value)))
-    if type(dist).__name__ == "FloatDistribution":
-        return float(value)
-    return next((choice for choice in dist.choices if choice == value or str(choice) == str(value)), None)
-
-
 def edge_warnings(best: pd.Series | dict[str, Any], space: dict[str, dict[str, list]],
                   top: pd.DataFrame | None = None) -> list[EdgeWarning]:
     """One warning per searched setting whose best value sits in the outer 10% of its range or at the end of an
     ordered (numeric, at least 3 values) choice; `top` (the best few trials) adds how many of them are there too."""
     warnings = []
-    for key, spec in space.items():
-        (kind, args), = spec.items()
+    for key, dimension in dimensions(space).items():
         value = best.get(key)
         if value is None or (isinstance(value, float) and math.isnan(value)):
             continue
-        edge = _choice_edge(value, args) if kind == "choice" else _range_edge(float(value), kind, args)
+        edge = dimension.edge(value)
         if edge is None:
             continue
         side, bound = edge
         at_limit = _is_setting_limit(key, side, bound)
         company = ""
         if top is not None and key in top and len(top) > 1:
-            near = sum(_choice_edge(v, args) == edge if kind == "choice" else _range_edge(float(v), kind, args) == edge
-                       for v in top[key].dropna())
+            near = sum(dimension.edge(v) == edge for v in top[key].dropna())
             company = f" ({near} of the top {len(top)} trials are there)"
-        where = (f"{'the largest' if side == 'upper' else 'the smallest'} of the choices {list(args)}"
-                 if kind == "choice" else
-                 f"in the {'top' if side == 'upper' else 'bottom'} 10% of [{_show(args[0])}, {_show(args[1])}]"
-                 f"{' (log scale)' if kind.startswith('log') else ''}")
-        advice = (f"{_show(bound)} is the setting's own limit, nothing to widen" if at_limit else
-                  (f"add a {'larger' if side == 'upper' else 'smaller'} value" if kind == "choice" else
-                   f"widen the {side} bound {_show(bound)}"))
-        message = f"{key}: the best trial's value {_show(value)} is {where}{company}; {advice}."
-        warnings.append(EdgeWarning(key, value, bound, side, at_limit, message))
+        warnings.append(EdgeWarning(key, value, bound, side, at_limit,
+                                    _edge_message(dimension, value, edge, at_limit, company)))
     return warnings
 
 
-def _range_edge(value: float, kind: str, args: list) -> tuple[str, Any] | None:
-    low, high = float(args[0]), float(args[1])
-    if kind.startswith("log"):
-        value, low, high = math.log(value), math.log(low), math.log(high)
-    position = (value - low) / (high - low)
-    if position >= 1 - EDGE_FRACTION:
-        return "upper", args[1]
-    if position <= EDGE_FRACTION:
-        return "lower", args[0]
-    return None
-
-
-def _choice_edge(value: Any, choices: list) -> tuple[str, Any] | None:
-    numbers = [c for c in choices if isinstance(c, (int, float)) and not isinstance(c, bool)]
-    if len(numbers) < 3 or len(numbers) != len(choices):  # unordered, or two values: always "at an end"
-        return None
-    if value == max(numbers):
-        return "upper", max(numbers)
-    if value == min(numbers):
-        return "lower", min(numbers)
-    return None
+def _edge_message(dimension: Dimension, value: Any, edge: tuple[str, Any], at_limit: bool, company: str) -> str:
+    side, bound = edge
+    low, high = dimension.values[0], dimension.values[-1]
+    where = (f"{'the largest' if side == 'upper' else 'the smallest'} of the choices {list(dimension.values)}"
+             if dimension.is_choice else
+             f"in the {'top' if side == 'upper' else 'bottom'} 10% of [{_show(low)}, {_show(high)}]"
+             f"{' (log scale)' if dimension.is_log else ''}")
+    advice = (f"{_show(bound)} is the setting's own limit, nothing to widen" if at_limit else
+              (f"add a {'larger' if side == 'upper' else 'smaller'} value" if dimension.is_choice else
+               f"widen the {side} bound {_show(bound)}"))
+    return f"{dimension.name}: the best trial's value {_show(value)} is {where}{company}; {advice}."
 
 
 def _is_setting_limit(key: str, side: str, bound: Any) -> bool:
@@ -181,8 +137,7 @@ def summary_lines(table: pd.DataFrame, spec: SearchSpec) -> list[str]:
     trials = finished_trials(table, metric)
     lines = ["", "## What mattered", ""]
     importance = param_importances(table, space, metric, mode)
-    best = trials.loc[trials[f"best_{metric}"].idxmax() if mode == "max" else trials[f"best_{metric}"].idxmin()] \
-        if len(trials) else None
+    best = best_row(trials, metric, mode)
     if importance is None:
         lines.append(f"Too few finished trials ({len(trials)}) for an importance estimate (at least {MIN_TRIALS}).")
     else:
@@ -212,8 +167,7 @@ def plot_importance(path: Path, table: pd.DataFrame, spec: SearchSpec) -> bool:
     if importance is None:
         return False
     trials = finished_trials(table, metric)
-    column = f"best_{metric}"
-    best = trials.loc[trials[column].idxmax() if mode == "max" else trials[column].idxmin()]
+    best = best_row(trials, metric, mode)
     flagged = {w.setting: w for w in edge_warnings(best, spec.space) if not w.at_limit}
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(importance.settings) + 1.4))
     names = list(importance.settings)[::-1]

@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 
 from core.metrics import metric_name, parse_metric_name
-from search.records import TrialRecord
+from search.dimension import dimensions
 from search.space import SearchSpec
+from search.trials import TrialRecord
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
@@ -64,21 +65,21 @@ def _learning_curves(path: Path, records: list[TrialRecord], table: pd.DataFrame
 
 def _parameters(path: Path, table: pd.DataFrame, scores: np.ndarray, metric: str,
                 space: dict[str, dict[str, list]]) -> None:
-    keys = list(space)
-    cols = min(4, len(keys))
-    rows = math.ceil(len(keys) / cols)
+    searched = list(dimensions(space).values())
+    cols = min(4, len(searched))
+    rows = math.ceil(len(searched) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False)
-    for ax, key in zip(axes.flat, keys):
-        values = table[key]
-        if "choice" in space[key]:  # categories, evenly spaced in the order of the space file
-            choices = space[key]["choice"]
-            values = values.map(lambda v: next((i for i, c in enumerate(choices) if c == v), np.nan))
+    for ax, dimension in zip(axes.flat, searched):
+        values = table[dimension.name]
+        if dimension.is_choice:  # categories, evenly spaced in the order of the space file
+            choices = dimension.values
+            values = values.map(lambda v, choices=choices: next((i for i, c in enumerate(choices) if c == v), np.nan))
             ax.set_xticks(range(len(choices)), [str(c) for c in choices])
         ax.scatter(values, scores, s=12, alpha=0.7)
-        if space[key].get("loguniform") or space[key].get("logint"):
+        if dimension.is_log:
             ax.set_xscale("log")
-        ax.set(xlabel=key, ylabel=metric)
-    for ax in list(axes.flat)[len(keys):]:
+        ax.set(xlabel=dimension.name, ylabel=metric)
+    for ax in list(axes.flat)[len(searched):]:
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

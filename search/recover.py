@@ -15,7 +15,7 @@ from search import integrity
 from search.plan import SearchPlan
 from search.space import SearchSpec
 from search.study import JOURNAL_FILE, journal_at, journal_study_name
-from search.tuner import searcher_for, to_domain
+from search.tuner import searcher_for
 from search.warmstart import load_warm_start
 
 log = logging.getLogger(__name__)
@@ -39,8 +39,7 @@ def replace_searcher_state(plan: SearchPlan, spec: SearchSpec, damaged: list[str
             warm = None
     searcher = searcher_for(spec.settings.seed, None, warm, journal, journal_study_name(journal, plan.name))
     with journal_at(journal):
-        searcher.set_search_properties(spec.settings.metric, spec.settings.mode,
-                                       {key: to_domain(value) for key, value in spec.space.items()})
+        searcher.set_search_properties(spec.settings.metric, spec.settings.mode, spec.domains())
     # trials Tune resumes were proposed by the lost sampler: their ends are not told to the new one
     searcher._completed_trials = {path.name for path in folder.iterdir() if path.is_dir()}
     for name in damaged:

@@ -22,11 +22,17 @@ from search import importance
 from search.comparison_report import comparison_markdown
 from search.plan import BEST_CONFIG_FILE, SearchPlan, Status
 from search.plots import write_plots
-from search.records import TrialRecord
 from search.space import SearchSpec
-
-STATUS_COMPLETED, STATUS_PLATEAUED, STATUS_STOPPED = "completed", "plateaued", "early-stopped"
-STATUS_ERRORED, STATUS_UNFINISHED = "errored", "unfinished"
+from search.trials import (
+    STATUS_COMPLETED,
+    STATUS_ERRORED,
+    STATUS_PLATEAUED,
+    STATUS_STOPPED,
+    STATUS_UNFINISHED,
+    TrialRecord,
+    best_row,
+    trial_table,
+)
 
 
 @dataclass(frozen=True)
@@ -38,62 +44,6 @@ class SearchFacts:
     prepare_seconds: float
     trial_seconds: float
     default_trial_id: str | None            # the trial that ran the base config, if any
-
-
-def trial_status(record: TrialRecord, max_epochs: int, peak_epoch: int | None) -> str:
-    """completed (ran max_epochs), plateaued (stopped by its own patience), early-stopped (by ASHA), errored
-    or unfinished."""
-    if record.error:
-        return STATUS_ERRORED
-    if not record.done:
-        return STATUS_UNFINISHED
-    if record.epochs_run >= max_epochs:
-        return STATUS_COMPLETED
-    patience = record.config.get("patience") or 0
-    plateaued = patience and peak_epoch is not None and record.epochs_run - peak_epoch >= patience
-    return STATUS_PLATEAUED if plateaued else STATUS_STOPPED
-
-
-def trial_table(records: list[TrialRecord], space_keys: list[str], metric: str, mode: str,
-                max_epochs: int) -> pd.DataFrame:
-    """One row per trial (in the order they started): sampled values, status, epochs run, its peak epoch, best
-    and last validation metrics, wall time."""
-    rows = []
-    for number, record in enumerate(records, start=1):
-        history = record.history
-        row = {"trial": number, "trial_id": record.trial_id, "status": "",
-               **{key: record.config.get(key) for key in space_keys}, "epochs_run": record.epochs_run}
-        if len(history) and metric in history:
-            values = history[metric].to_numpy(dtype=float)
-            if np.isnan(values).all():
-                best = len(values) - 1
-            else:
-                best = int(np.nanargmax(values) if mode == "max" else np.nanargmin(values))
-            row.update({f"best_{metric}": values[best], "peak_epoch": int(history["epoch"].iloc[best])})
-            for chosen in ("markov_blend", "seen_last"):  # chosen on validation, at the peak
-                if chosen in history:
-                    row[chosen] = float(history[chosen].iloc[best])
-            validation = [c for c in history.columns if parse_metric_name(c)[0] == "val"]
-            for column in [c for c in validation if c != metric]:
-                row[f"best_{column}"] = history[column].iloc[best]  # at the peak epoch
-            for column in validation:
-                row[f"last_{column}"] = history[column].iloc[-1]
-        row["status"] = trial_status(record, max_epochs, row.get("peak_epoch"))
-        row["wall_seconds"] = record.wall_seconds
-        row["retried"] = record.retried
-        if "node_ip" in history:  # which machine ran it (Tune's own field), for a search on a cluster
-            row["node"] = history["node_ip"].iloc[-1]
-        row["error"] = record.error or ""
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def best_row(table: pd.DataFrame, metric: str, mode: str) -> pd.Series | None:
-    column = f"best_{metric}"
-    if column not in table or table[column].isna().all():
-        return None
-    index = table[column].idxmax() if mode == "max" else table[column].idxmin()
-    return table.loc[index]
 
 
 def write_best_config(path: Path, record: TrialRecord, row: pd.Series, metric: str, experiment: str) -> None:
@@ -232,7 +182,7 @@ def retrain_report(metrics: dict[str, Any], ks: tuple[int, ...]) -> str:
     blend = metrics.get("markov_blend") or 0.0
     lstm_alone = metric_name("lstm_ndcg", ks[0])
     if blend and lstm_alone in mean:
-        rows.append(f"| its LSTM alone (without the Markov blend) | " + " | ".join(
+        rows.append("| its LSTM alone (without the Markov blend) | " + " | ".join(
             f"{mean[lstm_alone]:.4f}{spread(lstm_alone)}" if n == metric_name("ndcg", ks[0]) else ""
             for n in names) + " |")
     for key, label in (("markov", "Markov (last item)"), ("most_popular", "most popular")):

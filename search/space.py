@@ -12,9 +12,9 @@ from typing import Any
 from core.config import FIELD_TYPES, Config, build_config, load_yaml
 from core.errors import ConfigError
 from core.metrics import KINDS, metric_name
+from search.dimension import DISTRIBUTIONS, Dimension, dimensions, shape_problem
 
 DEFAULT_SPACE_PATH = Path(__file__).resolve().parent.parent / "configs" / "space.yaml"
-DISTRIBUTIONS = ("uniform", "loguniform", "int", "logint", "choice")
 
 
 @dataclass(frozen=True)
@@ -37,18 +37,21 @@ class SearchSpec:
     space: dict[str, dict[str, list]]  # setting -> {distribution: arguments}, as in the file
     settings: SearchSettings
 
+    @property
+    def dimensions(self) -> tuple[Dimension, ...]:
+        """Each searched setting as a Dimension, in the file's order."""
+        return tuple(dimensions(self.space).values())
+
+    def domains(self) -> dict[str, Any]:
+        """Tune's sampling domain of each searched setting."""
+        return {dimension.name: dimension.to_tune() for dimension in self.dimensions}
+
     def to_dict(self) -> dict[str, Any]:
         return {"search": dataclasses.asdict(self.settings), "space": self.space}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SearchSpec:
         return cls(space=values["space"], settings=SearchSettings(**values["search"]))
-
-
-def inside(value: Any, distribution: dict[str, list]) -> bool:
-    """Whether a value lies in one searched setting's distribution (a choice's values or a range's bounds)."""
-    (kind, args), = distribution.items()
-    return value in args if kind == "choice" else args[0] <= value <= args[1]
 
 
 def _number(value: Any) -> Any:
@@ -70,30 +73,24 @@ def _check_param(key: str, spec: Any, base: Config) -> tuple[dict | None, list[s
                       f"distributions: {', '.join(DISTRIBUTIONS)}; got {spec!r}"]
     (kind, args), = spec.items()
     args = [_number(a) for a in args] if isinstance(args, list) else args
-    if kind == "choice":
-        if not isinstance(args, list) or not args:
-            return None, [f"space.{key}: choice needs a non-empty list of values, got {args!r}"]
-        values = args
-    else:
-        if not (isinstance(args, list) and len(args) == 2 and all(isinstance(a, (int, float)) for a in args)):
-            return None, [f"space.{key}: {kind} needs [low, high], got {args!r}"]
-        low, high = args
-        if not low < high:
-            return None, [f"space.{key}: {kind} needs low < high, got [{low}, {high}]"]
-        if kind.startswith("log") and low <= 0:
-            return None, [f"space.{key}: {kind} needs low > 0, got {low}"]
-        if kind in ("int", "logint") and not all(isinstance(a, int) for a in args):
-            return None, [f"space.{key}: {kind} needs integer bounds, got {args!r}"]
-        values = [low, high]
-    problems = []
-    for value in values:  # every end of the range must itself be a valid config
+    problem = shape_problem(kind, args)
+    if problem:
+        return None, [f"space.{key}: {problem}"]
+    dimension = Dimension(key, kind, tuple(args))
+    return dimension.spec, _invalid_ends(dimension, base)
+
+
+def _invalid_ends(dimension: Dimension, base: Config) -> list[str]:
+    """Every end of a range, every value of a choice, must make a valid config with the base's other settings
+    (the config's own checks, cross-setting ones included, say why not)."""
+    for value in dimension.ends:
         try:
-            build_config({**base.to_dict(), key: value})
+            build_config({**base.to_dict(), dimension.name: value})
         except ConfigError as err:
             detail = str(err).split("\n  ", 1)[-1].replace("\n  ", "; ")
-            problems.append(f"space.{key}: {kind} {args!r} allows an invalid value ({detail})")
-            break
-    return {kind: args}, problems
+            values = list(dimension.values)
+            return [f"space.{dimension.name}: {dimension.kind} {values!r} allows an invalid value ({detail})"]
+    return []
 
 
 def _did_you_mean(key: str, valid: Iterable[str]) -> str:

@@ -52,17 +52,6 @@ def mlflow_name(name: str) -> str:
     return name.replace("@", "_at_")
 
 
-def tune_callbacks(uri: str | None, experiment: str) -> list[Any]:
-    """Tune callbacks for a search: one MLflow logger when it is tracked (uri given), else none."""
-    if not uri:
-        return []
-    require_mlflow()
-    allow_file_store(uri)
-    from search.mlflow_callback import TrialLogger
-
-    return [TrialLogger(tracking_uri=uri, experiment_name=experiment, tags={"search": experiment, "role": "trial"})]
-
-
 def trial_metrics(result: dict[str, Any]) -> dict[str, float]:
     """The per-epoch numbers worth a curve, named for MLflow (Tune's bookkeeping and the config left out)."""
     return {mlflow_name(key): float(value) for key, value in result.items()

@@ -26,11 +26,11 @@ from search.connect import DEFAULT_CONNECT_TIMEOUT_S, join_cluster, loopback_onl
 from search.endings import TrialErrorLine
 from search.integrity import SealPickles
 from search.plan import SearchPlan
-from search.records import TrialRecord
-from search.space import SearchSpec, inside
+from search.space import SearchSpec
 from search.study import JOURNAL_FILE, FolderStudySearch, journal_at, set_budget
-from search.tracking import tune_callbacks
+from search.tracking import allow_file_store, require_mlflow
 from search.trainable import train_trial
+from search.trials import TrialRecord
 from search.warmstart import WarmStart
 
 log = logging.getLogger(__name__)
@@ -70,20 +70,6 @@ def resolve_resources(plan: SearchPlan) -> SearchPlan:
     return dataclasses.replace(plan, gpus_per_trial=gpus_per_trial, concurrency=concurrency)
 
 
-def to_domain(spec: dict[str, list]) -> Any:
-    """One searched setting's Tune sampling domain."""
-    (kind, args), = spec.items()
-    if kind == "uniform":
-        return tune.uniform(*args)
-    if kind == "loguniform":
-        return tune.loguniform(*args)
-    if kind == "int":
-        return tune.randint(args[0], args[1] + 1)  # Tune's upper bound is exclusive
-    if kind == "logint":
-        return tune.lograndint(args[0], args[1] + 1)
-    return tune.choice(list(args))
-
-
 def run_trials(plan: SearchPlan, config: Config, spec: SearchSpec, data: PreparedData,
                warm: WarmStart | None = None) -> list[TrialRecord]:
     """Run (or continue) the search's trials; returns every trial's record, finished or not."""
@@ -107,14 +93,14 @@ def build_tuner(plan: SearchPlan, config: Config, spec: SearchSpec, trainable: A
         return tune.Tuner.restore(plan.tune_path, trainable=trainable, resume_unfinished=True, resume_errored=False)
     settings = spec.settings
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    start = {key: getattr(config, key) for key in spec.space}
-    if not all(inside(value, spec.space[key]) for key, value in start.items()):
+    start = {dimension.name: getattr(config, dimension.name) for dimension in spec.dimensions}
+    if not all(dimension.contains(start[dimension.name]) for dimension in spec.dimensions):
         log.warning("the base config lies outside the search space; it is not evaluated first")
         start = None
     searcher = searcher_for(settings.seed, [start] if start else None, warm,
                             Path(plan.folder) / JOURNAL_FILE, plan.name)
     param_space = {**config.to_dict(), "epochs": settings.max_epochs,
-                   **{key: to_domain(value) for key, value in spec.space.items()}}
+                   **spec.domains()}
     scheduler = ResumableASHA(max_t=settings.max_epochs, grace_period=settings.grace_period,
                               reduction_factor=settings.reduction_factor) \
         if settings.scheduler == "asha" else FIFOScheduler()
@@ -130,10 +116,25 @@ def build_tuner(plan: SearchPlan, config: Config, spec: SearchSpec, trainable: A
             trial_dirname_creator=trial_folder_name, reuse_actors=True),
         run_config=tune.RunConfig(
             name=plan.name, storage_path=plan.storage, verbose=1, progress_reporter=reporter,
-            callbacks=[TrialErrorLine(), SealPickles(), *tune_callbacks(plan.mlflow, plan.name)],
+            callbacks=tune_callbacks(plan.mlflow, plan.name),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             failure_config=tune.FailureConfig(max_failures=1)),  # a dead worker: once more from its checkpoint
     )
+
+
+def tune_callbacks(uri: str | None, experiment: str) -> list[Any]:
+    """Tune's callbacks for a search: errors as one line, the pickles sealed, and one MLflow logger when the
+    search is tracked (uri given)."""
+    callbacks = [TrialErrorLine(), SealPickles()]
+    if uri:
+        require_mlflow()
+        allow_file_store(uri)
+        # Ray's MLflow integration is loaded for a tracked search only
+        from search.mlflow_callback import TrialLogger
+
+        callbacks.append(TrialLogger(tracking_uri=uri, experiment_name=experiment,
+                                     tags={"search": experiment, "role": "trial"}))
+    return callbacks
 
 
 def searcher_for(seed: int, first: list[dict[str, Any]] | None, warm: WarmStart | None, journal: Path,

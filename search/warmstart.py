@@ -14,8 +14,9 @@ from typing import Any
 import pandas as pd
 
 from core.errors import ConfigError
+from search.dimension import dimensions
 from search.plan import load_plan
-from search.space import SearchSpec, inside
+from search.space import SearchSpec
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +27,6 @@ class WarmStart:
     points: list[dict[str, Any]]  # one per earlier trial, exactly the keys of today's space
     rewards: list[float]          # its best value of the objective
     left_out: dict[str, int]      # setting -> earlier trials left out because its value is outside today's range
-
-
-def _is_choice(distribution: dict[str, list]) -> bool:
-    return "choice" in distribution
 
 
 def _plain(value: Any) -> Any:
@@ -45,10 +42,12 @@ def load_warm_start(folder: str | Path, spec: SearchSpec) -> WarmStart:
     if (old.settings.metric, old.settings.mode) != (metric, mode):
         raise ConfigError(f"--warm-start {folder}: that search optimised {old.settings.metric} ({old.settings.mode}), "
                           f"this one {metric} ({mode}); their values cannot be compared")
-    problems = [f"{key}: searched as {old.space[key]} there and {spec.space[key]} here (a choice against a range)"
-                for key in spec.space if key in old.space and _is_choice(old.space[key]) != _is_choice(spec.space[key])]
-    problems += [f"{key}: fixed at {earlier.config.get(key)!r} there, outside {spec.space[key]} here"
-                 for key in spec.space if key not in old.space and not inside(earlier.config.get(key), spec.space[key])]
+    before, now = dimensions(old.space), dimensions(spec.space)
+    problems = [f"{key}: searched as {before[key].spec} there and {dimension.spec} here (a choice against a range)"
+                for key, dimension in now.items() if key in before and before[key].is_choice != dimension.is_choice]
+    problems += [f"{key}: fixed at {earlier.config.get(key)!r} there, outside {dimension.spec} here"
+                 for key, dimension in now.items()
+                 if key not in before and not dimension.contains(earlier.config.get(key))]
     if problems:
         raise ConfigError(f"--warm-start {folder}: incompatible settings:\n  " + "\n  ".join(problems))
     trials_file = folder / "trials.csv"
@@ -60,7 +59,7 @@ def load_warm_start(folder: str | Path, spec: SearchSpec) -> WarmStart:
     points, rewards, left_out = [], [], {}
     for _, row in trials.iterrows():
         point = {key: _plain(row[key]) if key in old.space else earlier.config.get(key) for key in spec.space}
-        outside = [key for key, value in point.items() if not inside(value, spec.space[key])]
+        outside = [key for key, value in point.items() if not now[key].contains(value)]
         for key in outside:
             left_out[key] = left_out.get(key, 0) + 1
         if not outside:

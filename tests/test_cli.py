@@ -6,11 +6,7 @@ import numpy as np
 import pytest
 
 from core.train import main
-from tests.conftest import TINY, write_log
-
-
-def settings(config):
-    return [arg for key, value in config.items() for arg in ("--set", f"{key}={value}")]
+from tests.conftest import TINY, settings, write_log
 
 
 def test_train_cli_ends_with_one_json_line_of_model_and_baseline_metrics(capsys):

@@ -14,14 +14,13 @@ import pandas as pd
 import pyarrow.fs as pafs
 import pytest
 
-from search.recommend import main as recommend_main
+from search.plan import SearchPlan
 from search.retrain import main as retrain_main
 from search.run import main as run_main
-from search.serve import Recommender
-from search.plan import SearchPlan
+from search.serving.app import Recommender
+from search.serving.recommend import main as recommend_main
 from search.storage import child, endpoint_of, last_part
-from tests.conftest import TINY
-from tests.test_search import free_port, write_space
+from tests.conftest import TINY_SEARCH, free_port, write_space
 
 BUCKET = "bars"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
@@ -33,9 +32,6 @@ space:
   hidden_dim: {choice: [16, 32]}
   embed_dim: {choice: [8, 16]}
 """
-TINY_FLAGS = [flag for key, value in TINY.items() if key != "epochs" for flag in ("--set", f"{key}={value}")]
-
-
 @pytest.fixture(scope="module")
 def endpoint():
     """host:port of an S3-compatible server holding an empty bucket BUCKET, with the credentials in the
@@ -119,11 +115,12 @@ def interrupted_search(command: list[str], fs: pafs.FileSystem, experiment: str)
     return subprocess.CompletedProcess(command, process.returncode, "", err)
 
 
+@pytest.mark.ray
 def test_search_on_two_nodes_into_a_bucket_resumes_retrains_and_recommends_like_local_disk(
         tmp_path, monkeypatch, cluster, endpoint):
     monkeypatch.chdir(tmp_path)  # a URI search keeps its reports in ./results/<name>
     search = ["--samples", "3", "--space", write_space(tmp_path, SPACE), "--address", cluster, "--no-dashboard",
-              *TINY_FLAGS]
+              *TINY_SEARCH]
     assert run_main(["--name", "disk", "--storage", str(tmp_path / "disk"), *search]) == 0
 
     uri, fs = storage_uri(endpoint), bucket(endpoint)
@@ -174,6 +171,7 @@ def test_search_on_two_nodes_into_a_bucket_resumes_retrains_and_recommends_like_
     assert replica.card["model"] == final and replica.card["test_metrics"]["model"]["mean"] == tested[1]
 
 
+@pytest.mark.ray
 @pytest.mark.parametrize("problem", ["missing bucket", "wrong credentials", "no endpoint"])
 def test_storage_that_cannot_be_used_fails_in_one_line_before_anything_is_written(
         problem, tmp_path, monkeypatch, capsys, endpoint):
@@ -186,7 +184,7 @@ def test_storage_that_cannot_be_used_fails_in_one_line_before_anything_is_writte
         expected = "refused the credentials"
     else:
         uri, expected = uri.replace(endpoint, f"127.0.0.1:{free_port()}"), "cannot reach the object store"
-    code = run_main(["--samples", "2", "--name", "bad", "--storage", uri, "--no-dashboard", *TINY_FLAGS])
+    code = run_main(["--samples", "2", "--name", "bad", "--storage", uri, "--no-dashboard", *TINY_SEARCH])
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith("error: ") and expected in err and "\n" not in err, err
     assert not (tmp_path / "results").exists()

@@ -17,7 +17,7 @@ from core.significance import paired_difference, wilcoxon_signed_rank
 from core.split import VALID
 from core.tensors import evaluation_targets
 from search.comparison_report import comparison_markdown
-from tests.test_training import HAND_BUILT, hand_built_data
+from tests.conftest import HAND_BUILT, hand_built_data
 
 
 def test_a_known_difference_gives_its_sign_and_width():

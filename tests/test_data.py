@@ -7,15 +7,7 @@ from core.data import last_positions, prepare_data, stable_argsort
 from core.errors import DataError
 from core.samples import eval_targets, history_starts, prefix_samples, training_windows
 from core.split import TEST, TRAIN, VALID
-
-
-def interactions(rows):
-    """rows: (user, time, item) -> the interactions table the sources produce."""
-    frame = pd.DataFrame(rows, columns=["user", "time", "item"])
-    frame["description_1"] = "d1 " + frame["item"].astype(str)
-    frame["description_2"] = "d2"
-    frame["line"] = np.arange(len(frame)) + 2
-    return frame
+from tests.conftest import interactions
 
 
 def test_sorting_encoding_and_dropping_short_customers():

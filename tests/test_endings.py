@@ -12,13 +12,21 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pyarrow.fs
+import pytest
 import yaml
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
 from search.asha import ResumableASHA
 from search.endings import SearchStopped, stop_behind
 from search.run import main
-from tests.test_search import SMALL_SPACE, TINY, free_port, write_space
+from tests.conftest import (
+    SMALL_SPACE,
+    TINY_SEARCH,
+    free_port,
+    results_reported,
+    wait_for,
+    write_space,
+)
 
 METRIC = "val_ndcg@5"
 
@@ -76,17 +84,19 @@ def test_a_resumed_asha_holds_the_rungs_recorded_before_and_stops_a_weak_trial_a
     assert len(feed(plain, fake_trial("weak"), weak)) == 4
 
 
+@pytest.mark.ray
 def test_an_unreachable_address_fails_at_once_and_leaves_nothing(tmp_path, capsys):
     address = f"127.0.0.1:{free_port()}"  # nothing listens there
     began = time.time()
     assert main(["--samples", "2", "--address", address, "--storage", str(tmp_path), "--name", "away",
-                 "--space", write_space(tmp_path), *TINY]) == 2
+                 "--space", write_space(tmp_path), *TINY_SEARCH]) == 2
     assert time.time() - began < 30
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("error: cannot reach the Ray cluster at " + address) and "ray start --head" in err
     assert not (tmp_path / "away").exists()  # the name stays free
 
 
+@pytest.mark.ray
 def test_an_address_that_never_answers_fails_within_the_timeout(tmp_path):
     with socket.socket() as silent:  # accepts connections, never speaks
         silent.bind(("127.0.0.1", 0))
@@ -95,23 +105,12 @@ def test_an_address_that_never_answers_fails_within_the_timeout(tmp_path):
         began = time.time()
         result = subprocess.run([sys.executable, "-m", "search.run", "--samples", "2", "--address", address,
                                  "--connect-timeout", "5", "--storage", str(tmp_path), "--name", "silent",
-                                 "--space", write_space(tmp_path), *TINY],
+                                 "--space", write_space(tmp_path), *TINY_SEARCH],
                                 capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stderr[-2000:]
     assert time.time() - began < 60
     assert "error: " in result.stderr and address in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "silent").exists()
-
-
-def results_reported(folder: Path) -> int:
-    return sum(len(path.read_text().splitlines()) for path in folder.glob("*/result.json"))
-
-
-def wait_for(condition, seconds: float = 180) -> None:
-    deadline = time.time() + seconds
-    while not condition():
-        assert time.time() < deadline, "timed out"
-        time.sleep(0.3)
 
 
 def resume_line(stderr: str) -> list[str]:
@@ -126,6 +125,7 @@ def check_interrupted(folder: Path, stderr: str) -> None:
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr[-3000:]
 
 
+@pytest.mark.ray
 def test_sigterm_and_a_double_ctrl_c_leave_a_resumable_search_that_spends_what_asha_would(tmp_path):
     space = write_space(tmp_path, SMALL_SPACE.replace("max_epochs: 2", "max_epochs: 3")
                         .replace("hidden_dim: {choice: [16, 32]}", "hidden_dim: {choice: [64, 128]}"))
@@ -197,13 +197,14 @@ def finished_trials(folder: Path) -> set[str]:
     return done
 
 
+@pytest.mark.ray
 def test_sigkill_of_the_driver_loses_no_finished_trial_and_resumes(tmp_path):
     import os
 
     space = write_space(tmp_path, SMALL_SPACE.replace("max_epochs: 2", "max_epochs: 3"))
     folder = tmp_path / "killed"
     process = subprocess.Popen([sys.executable, "-m", "search.run", "--storage", str(tmp_path), "--name", "killed",
-                                "--samples", "4", "--concurrency", "1", "--space", space, *TINY],
+                                "--samples", "4", "--concurrency", "1", "--space", space, *TINY_SEARCH],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     wait_for(lambda: len(finished_trials(folder)) >= 2)
     os.killpg(process.pid, signal.SIGKILL)  # the driver and the Ray it started, at once
@@ -215,6 +216,7 @@ def test_sigkill_of_the_driver_loses_no_finished_trial_and_resumes(tmp_path):
     assert set(trials.loc[trials["trial_id"].isin(before), "status"]) <= {"completed", "early-stopped"}
 
 
+@pytest.mark.ray
 def test_a_killed_worker_is_retried_from_its_checkpoint_and_reported(tmp_path):
     import os
 

@@ -11,7 +11,7 @@ from core.errors import DataError
 from core.export import read_customer_ids, recommend_all
 from core.fit import fit
 from core.recommend import customer_positions, recommend_for
-from search import recommend as recommend_cli
+from search.serving import recommend as recommend_cli
 
 
 @pytest.fixture(scope="module", params=[{"markov_blend": 0}, {"markov_residual": True, "markov_blend": 0.5},

@@ -65,7 +65,7 @@ def test_a_bound_that_is_the_settings_own_limit_is_a_note_not_advice_to_widen():
     assert warning.at_limit and "own limit, nothing to widen" in warning.message
 
 
-def test_summary_section_and_plot(tmp_path):
+def test_summary_section_and_plot(tmp_path, saved_figures):
     lines = "\n".join(summary_lines(trials(), SPEC))
     assert "## What mattered" in lines and "PED-ANOVA" in lines and "40 finished trials" in lines
     table_rows = [line for line in lines.splitlines() if line.startswith("| ") and "---" not in line][1:]
@@ -73,7 +73,10 @@ def test_summary_section_and_plot(tmp_path):
     assert "- **warning** lr: the best trial's value" in lines and "widen the upper bound 0.1" in lines
     assert "dropout:" not in lines.split("Range check")[1]
     assert plot_importance(tmp_path / "importance.png", trials(), SPEC)
-    assert (tmp_path / "importance.png").stat().st_size > 1000
+    bars, = saved_figures["importance.png"].axes
+    assert len(bars.patches) == len(SPEC.space) and bars.get_title() == "What mattered for val_ndcg@5 (PED-ANOVA estimate)"
+    assert [label.get_text() for label in bars.get_yticklabels()][-1] == "lr"  # the most important on top
+    assert any(text.get_text().startswith("  best at upper bound 0.1") for text in bars.texts)  # its edge warning
     few = "\n".join(summary_lines(trials(3), SPEC))
     assert "Too few finished trials (3)" in few
     assert not plot_importance(tmp_path / "none.png", trials(3), SPEC)

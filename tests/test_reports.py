@@ -6,8 +6,8 @@ import yaml
 
 from core.config import build_config
 from search.plan import SearchPlan, Status
-from search.records import TrialRecord
-from search.reports import SearchFacts, seen_last_key, trial_table, write_outputs, write_summary
+from search.trials import TrialRecord, trial_table
+from search.reports import SearchFacts, seen_last_key, write_outputs, write_summary
 from search.space import SearchSettings, SearchSpec
 
 
@@ -80,3 +80,24 @@ def test_the_summary_ranks_the_baselines_as_the_best_trial_ranked_seen_items(tmp
     write_outputs(tmp_path, [chose_last], plan, spec, facts)
     summary = (tmp_path / "summary.md").read_text()
     assert "| Markov (last item) | 0.3 | 0.15 | 0.17 |" in summary and "0.11" not in summary  # hr, mrr, ndcg
+
+
+def test_the_plots_show_every_trial_the_baselines_the_top_curves_and_each_setting(tmp_path, saved_figures):
+    spec = SearchSpec(space={"lr": {"loguniform": [0.0001, 0.1]}, "hidden_dim": {"choice": [16, 32, 64]}},
+                      settings=SearchSettings(max_epochs=3, grace_period=1, reduction_factor=4))
+    plan = SearchPlan(name="hand", storage=str(tmp_path), folder=str(tmp_path), samples=5, cpus_per_trial=1,
+                      gpus_per_trial=0, concurrency=2, config=build_config({}).to_dict(), search=spec.to_dict(),
+                      status=Status.INTERRUPTED, created="2026-11-30T12:00:00", wall_seconds=10.0)
+    facts = SearchFacts(data_stats="", baselines={"markov": {"ndcg@5": 0.15}, "most_popular": {"ndcg@5": 0.05}},
+                        ray_start_seconds=0.0, prepare_seconds=0.0, trial_seconds=1.0, default_trial_id=None)
+    write_outputs(tmp_path, RECORDS, plan, spec, facts)
+    progress, = saved_figures["search_progress.png"].axes
+    assert (progress.get_xlabel(), progress.get_ylabel(), progress.get_title()) == ("trial", "val_ndcg@5", "Search hand")
+    assert progress.get_legend_handles_labels()[1] == ["trial's best", "best so far", "markov", "most popular"]
+    assert len(progress.collections[0].get_offsets()) == len(RECORDS)  # one point per trial, the errored one as nan
+    curves, = saved_figures["learning_curves.png"].axes
+    assert curves.get_legend_handles_labels()[1] == ["trial 1", "trial 3", "trial 5", "trial 2"]  # best first
+    assert [len(line.get_xdata()) for line in curves.lines] == [3, 2, 2, 1]  # every epoch each reported
+    lr, hidden = saved_figures["parameters.png"].axes
+    assert (lr.get_xlabel(), lr.get_xscale(), hidden.get_xlabel()) == ("lr", "log", "hidden_dim")
+    assert [tick.get_text() for tick in hidden.get_xticklabels()] == ["16", "32", "64"]  # a choice, in file order

@@ -13,26 +13,28 @@ from core.errors import DataError
 from core.fit import fit
 from core.integrity import write_manifest
 from core.recommend import recommend, recommend_for
-from search import recommend as recommend_cli
 from search import retrain as retrain_cli
 from search import run as search_cli
-from tests.test_search import TINY, write_space
+from search.serving import recommend as recommend_cli
+from tests.conftest import TINY_SEARCH, write_space
 
 
 @pytest.fixture(scope="module")
 def searched(tmp_path_factory):
     storage = tmp_path_factory.mktemp("results")
     assert search_cli.main(["--samples", "2", "--storage", str(storage), "--name", "tiny",
-                            "--space", write_space(storage), *TINY]) == 0
+                            "--space", write_space(storage), *TINY_SEARCH]) == 0
     return storage / "tiny"
 
 
+@pytest.mark.ray
 def test_search_outputs_hold_no_test_metrics(searched):
     for path in searched.glob("*"):
         if path.suffix in (".csv", ".md", ".yaml"):
             assert "test_" not in path.read_text().replace("test_quantile", ""), path.name
 
 
+@pytest.mark.ray
 def test_retrain_writes_every_artefact_with_test_metrics_of_model_and_baselines(searched, capsys):
     assert retrain_cli.main([str(searched), "--seeds", "2"]) == 0
     final = searched / "final"
@@ -58,6 +60,7 @@ def test_retrain_writes_every_artefact_with_test_metrics_of_model_and_baselines(
     assert saved.model.markov_blend and float(saved.model.blend_weight) == pytest.approx(best["markov_blend"])
 
 
+@pytest.mark.ray
 def test_a_best_config_without_a_blend_weight_gets_one_from_validation(searched, tmp_path):
     copy = tmp_path / "old"
     shutil.copytree(searched, copy)
@@ -83,6 +86,7 @@ def test_reloaded_model_recommends_exactly_as_before_saving(tmp_path):
     assert len(customer) == 3
 
 
+@pytest.mark.ray
 def test_recommend_cli_prints_top_k_and_names_bad_input(searched, capsys):
     final = searched / "final"
     if not final.exists():
@@ -102,6 +106,7 @@ def test_recommend_cli_prints_top_k_and_names_bad_input(searched, capsys):
     assert "no saved model" in capsys.readouterr().err
 
 
+@pytest.mark.ray
 def test_retrain_refuses_unfinished_searches_and_bad_paths(searched, tmp_path, capsys):
     copy = tmp_path / "copy"
     shutil.copytree(searched, copy, ignore=shutil.ignore_patterns("final"))
@@ -125,9 +130,10 @@ def test_loading_a_foreign_file_is_a_clear_error(tmp_path):
         load_model(tmp_path)
 
 
+@pytest.mark.ray
 def test_a_warm_started_search_runs_and_says_where_it_started(searched, tmp_path):
     assert search_cli.main(["--samples", "2", "--storage", str(tmp_path), "--name", "warm", "--warm-start",
-                            str(searched), "--space", write_space(tmp_path), *TINY]) == 0
+                            str(searched), "--space", write_space(tmp_path), *TINY_SEARCH]) == 0
     assert yaml.safe_load((tmp_path / "warm" / "search.yaml").read_text())["warm_start"] == str(searched)
     assert f"Optuna first learnt the finished trials of `{searched}`" in (tmp_path / "warm" / "summary.md").read_text()
     assert len(pd.read_csv(tmp_path / "warm" / "trials.csv")) == 2

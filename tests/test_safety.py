@@ -13,7 +13,7 @@ import pytest
 
 from search import integrity
 from search.run import main
-from tests.test_search import TINY, write_space
+from tests.conftest import TINY_SEARCH, write_space
 
 MARKER = "ran-while-loading"
 
@@ -32,7 +32,7 @@ class RunsCode:
 def searched(tmp_path_factory):
     storage = tmp_path_factory.mktemp("results")
     assert main(["--samples", "3", "--storage", str(storage), "--name", "mine", "--space", write_space(storage),
-                 *TINY]) == 0
+                 *TINY_SEARCH]) == 0
     return storage / "mine"
 
 
@@ -46,6 +46,7 @@ def resume(folder: Path) -> int:
     return main(["--resume", "--name", folder.name, "--storage", str(folder.parent), "--no-dashboard"])
 
 
+@pytest.mark.ray
 def test_a_search_signs_every_pickle_a_resume_loads(searched):
     signed = set(integrity.pickled_files(searched))
     assert "tuner.pkl" in signed and any(n.startswith("searcher-state-") for n in signed)
@@ -55,12 +56,14 @@ def test_a_search_signs_every_pickle_a_resume_loads(searched):
     assert not str(integrity.key_path()).startswith(str(searched.parent))
 
 
+@pytest.mark.ray
 def test_a_moved_folder_of_ones_own_resumes(searched, tmp_path, capsys):
     moved = copy_of(searched, tmp_path, "moved")
     assert resume(moved) == 0
     assert len(pd.read_csv(moved / "trials.csv")) == 3
 
 
+@pytest.mark.ray
 def test_a_crafted_tuner_pickle_is_refused_in_one_line_and_never_loaded(searched, tmp_path, capsys):
     received = copy_of(searched, tmp_path, "received")
     (received / "tuner.pkl").write_bytes(pickle.dumps(RunsCode(tmp_path / MARKER)))
@@ -74,6 +77,7 @@ def test_a_crafted_tuner_pickle_is_refused_in_one_line_and_never_loaded(searched
     assert "it has no tag file" in capsys.readouterr().err and not (tmp_path / MARKER).exists()
 
 
+@pytest.mark.ray
 def test_trust_pickles_resumes_a_received_folder(searched, tmp_path, capsys):
     received = copy_of(searched, tmp_path, "trusted")
     (received / integrity.TAG_FILE).unlink()
@@ -83,6 +87,7 @@ def test_trust_pickles_resumes_a_received_folder(searched, tmp_path, capsys):
     assert integrity.untrusted(received) == []
 
 
+@pytest.mark.ray
 def test_a_truncated_searcher_state_is_set_aside_and_no_trial_is_lost(searched, tmp_path, capsys):
     damaged = copy_of(searched, tmp_path, "damaged")
     state = next(damaged.glob("searcher-state-*.pkl"))
@@ -98,6 +103,7 @@ def test_a_truncated_searcher_state_is_set_aside_and_no_trial_is_lost(searched, 
     assert len(pd.read_csv(damaged / "trials.csv")) == 3
 
 
+@pytest.mark.ray
 def test_a_second_search_of_the_same_name_is_refused_naming_the_running_one(tmp_path, capsys):
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from search.lock import hold_search_lock; "
                                f"hold_search_lock({str(tmp_path / 'race')!r}); print('held', flush=True); "
@@ -106,7 +112,7 @@ def test_a_second_search_of_the_same_name_is_refused_naming_the_running_one(tmp_
         assert holder.stdout.readline().strip() == "held"
         began = time.time()
         assert main(["--samples", "2", "--storage", str(tmp_path), "--name", "race",
-                     "--space", write_space(tmp_path), *TINY]) == 2
+                     "--space", write_space(tmp_path), *TINY_SEARCH]) == 2
         err = capsys.readouterr().err
         assert f"search race is running now (pid {holder.pid}" in err and len(err.strip().splitlines()) == 1, err
         assert time.time() - began < 10 and not (tmp_path / "race").exists()
@@ -118,13 +124,14 @@ def test_a_second_search_of_the_same_name_is_refused_naming_the_running_one(tmp_
 LOOPBACK = {"127.0.0.1", "::ffff:127.0.0.1", "::1"}
 
 
+@pytest.mark.ray
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads listening sockets from Linux's /proc")
 def test_a_local_search_listens_on_loopback_only(tmp_path):
+    from tests.conftest import results_reported, wait_for
     from tests.listening import listening, process_tree
-    from tests.test_endings import results_reported, wait_for
 
     search = subprocess.Popen([sys.executable, "-m", "search.run", "--samples", "2", "--storage", str(tmp_path),
-                               "--name", "local", "--space", write_space(tmp_path), *TINY],
+                               "--name", "local", "--space", write_space(tmp_path), *TINY_SEARCH],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: results_reported(tmp_path / "local") >= 1)  # GCS, raylet, agents and trial workers run

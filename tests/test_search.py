@@ -3,7 +3,6 @@ import dataclasses
 import json
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,31 +18,17 @@ from core.config import build_config
 from core.errors import ConfigError
 from search.run import main
 from search.space import DEFAULT_SPACE_PATH, SearchSettings, load_search_spec
-
-TINY = ["--set", "synthetic_customers=300", "--set", "synthetic_items=140", "--set", "hidden_dim=16",
-        "--set", "embed_dim=8", "--no-dashboard"]
-SMALL_SPACE = """
-search: {max_epochs: 2, grace_period: 1, reduction_factor: 2, seed: 0}
-space:
-  lr: {loguniform: [0.001, 0.01]}
-  hidden_dim: {choice: [16, 32]}
-  embed_dim: {choice: [8, 16]}
-"""
-
-
-def write_space(folder: Path, text: str = SMALL_SPACE) -> str:
-    path = folder / "space.yaml"
-    path.write_text(text)
-    return str(path)
+from tests.conftest import SMALL_SPACE, TINY_SEARCH, free_port, write_space
 
 
 def search_command(storage: Path, name: str, *extra: str) -> list[str]:
     return [sys.executable, "-m", "search.run", "--storage", str(storage), "--name", name, *extra]
 
 
+@pytest.mark.ray
 def test_end_to_end_search_writes_every_output(tmp_path):
     code = main(["--samples", "3", "--max-epochs", "2", "--storage", str(tmp_path), "--name", "e2e",
-                 "--space", write_space(tmp_path), *TINY])
+                 "--space", write_space(tmp_path), *TINY_SEARCH])
     assert code == 0
     folder = tmp_path / "e2e"
     for name in ("best_config.yaml", "trials.csv", "summary.md", "search.yaml", "search_progress.png",
@@ -65,9 +50,10 @@ def test_end_to_end_search_writes_every_output(tmp_path):
     assert "Markov (last item)" in summary and "most popular" in summary
     assert yaml.safe_load((folder / "search.yaml").read_text())["status"] == "finished"
     # a new search under the same name refuses and names --resume
-    assert main(["--samples", "3", "--storage", str(tmp_path), "--name", "e2e", *TINY]) == 2
+    assert main(["--samples", "3", "--storage", str(tmp_path), "--name", "e2e", *TINY_SEARCH]) == 2
 
 
+@pytest.mark.ray
 def test_interrupted_search_resumes_and_keeps_finished_trials(tmp_path):
     space = write_space(tmp_path, SMALL_SPACE.replace("max_epochs: 2", "max_epochs: 3"))
     command = search_command(tmp_path, "cut", "--samples", "5", "--concurrency", "1", "--space", space,
@@ -96,6 +82,7 @@ def test_interrupted_search_resumes_and_keeps_finished_trials(tmp_path):
     assert "Status: **finished** (5 of 5 trials)" in (folder / "summary.md").read_text()
 
 
+@pytest.mark.ray
 def test_a_killed_driver_resumes_without_rerunning_finished_trials(tmp_path):
     space = write_space(tmp_path, SMALL_SPACE.replace("max_epochs: 2", "max_epochs: 4")
                         .replace("hidden_dim: {choice: [16, 32]}", "hidden_dim: {choice: [128, 256]}"))
@@ -128,10 +115,11 @@ def finished_trials(folder: Path) -> int:
     return count
 
 
+@pytest.mark.ray
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the failing trial asks for a GPU, which exists here")
 def test_a_failing_trial_does_not_stop_the_search(tmp_path):
     space = write_space(tmp_path, SMALL_SPACE + "  device: {choice: [cpu, cuda]}\n")
-    assert main(["--samples", "4", "--storage", str(tmp_path), "--name", "fail", "--space", space, *TINY]) == 0
+    assert main(["--samples", "4", "--storage", str(tmp_path), "--name", "fail", "--space", space, *TINY_SEARCH]) == 0
     trials = pd.read_csv(tmp_path / "fail" / "trials.csv")
     errored = trials[trials["status"] == "errored"]
     assert len(errored) >= 1 and (trials["status"] != "errored").sum() >= 1
@@ -140,6 +128,7 @@ def test_a_failing_trial_does_not_stop_the_search(tmp_path):
     assert "## Errored trials" in summary and "no GPU is visible" in summary
 
 
+@pytest.mark.ray
 def test_four_trials_share_a_logical_gpu_and_compute_on_the_cpu(tmp_path):
     code = main(["--samples", "4", "--max-epochs", "2", "--storage", str(tmp_path), "--name", "gpu",
                  "--space", write_space(tmp_path, SMALL_SPACE.replace("grace_period: 1", "grace_period: 2")),
@@ -158,12 +147,7 @@ def test_four_trials_share_a_logical_gpu_and_compute_on_the_cpu(tmp_path):
     assert (trials["status"] == "completed").all()  # device auto fell back to the CPU
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
+@pytest.mark.ray
 def test_search_joins_a_running_cluster(tmp_path):
     port = free_port()
     ray_cli = str(Path(sys.executable).parent / "ray")
@@ -178,7 +162,7 @@ def test_search_joins_a_running_cluster(tmp_path):
             assert time.time() < deadline, "the Ray head did not come up"
             time.sleep(1)
         result = subprocess.run(search_command(tmp_path, "cluster", "--samples", "2", "--address", address,
-                                               "--space", write_space(tmp_path), *TINY),
+                                               "--space", write_space(tmp_path), *TINY_SEARCH),
                                 capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr[-3000:]
         assert len(pd.read_csv(tmp_path / "cluster" / "trials.csv")) == 2
@@ -188,6 +172,7 @@ def test_search_joins_a_running_cluster(tmp_path):
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
+@pytest.mark.ray
 def test_space_errors_are_named_before_ray_starts(tmp_path):
     base = build_config({})
     bad = write_space(tmp_path, """

@@ -1,5 +1,4 @@
 """The Ray Serve application: started once on a free port, queried over real HTTP."""
-import http.client
 import json
 import socket
 from concurrent.futures import ThreadPoolExecutor
@@ -13,9 +12,9 @@ from core.data import prepare_data
 from core.errors import RecsysError
 from core.fit import fit
 from core.recommend import recommend, recommend_batch, recommend_for
-from tests.conftest import TINY
+from tests.conftest import TINY, ask
 
-serve_cli = pytest.importorskip("search.serve", reason="needs ray[serve]")
+serve_cli = pytest.importorskip("search.serving.serve", reason="needs ray[serve]")
 
 
 @pytest.fixture(scope="module")
@@ -44,16 +43,6 @@ def server(saved_folder):
     serve_cli.stop(args)
 
 
-def ask(port: int, method: str, path: str, body: bytes | str | None = None) -> tuple[int, dict]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        connection.request(method, path, body=body, headers={"Content-Type": "application/json"})
-        response = connection.getresponse()
-        return response.status, json.loads(response.read())
-    finally:
-        connection.close()
-
-
 def expected(saved, **query) -> list[dict]:
     return recommend_for(saved, **query).to_dict("records")
 
@@ -76,6 +65,7 @@ def test_batched_ranking_equals_one_history_at_a_time(saved):
         assert np.allclose(scores, one["score"], rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.ray
 def test_customer_and_items_answers_equal_recommend_for(server, saved):
     customer = int(saved.user_ids[3])
     status, body = ask(server, "GET", f"/recommend?customer={customer}&k=7")
@@ -89,6 +79,7 @@ def test_customer_and_items_answers_equal_recommend_for(server, saved):
     assert_same(body["recommendations"], expected(saved, items=items, k=3))
 
 
+@pytest.mark.ray
 def test_concurrent_requests_are_answered_each_with_its_own_ranking(server, saved):
     customers = [int(c) for c in saved.user_ids[:40]]
     with ThreadPoolExecutor(16) as pool:
@@ -98,6 +89,7 @@ def test_concurrent_requests_are_answered_each_with_its_own_ranking(server, save
         assert_same(body["recommendations"], expected(saved, customer=customer, k=4))
 
 
+@pytest.mark.ray
 def test_health_and_model_card(server, saved):
     assert ask(server, "GET", "/healthz") == (200, {"status": "ok", "search": "tiny"})
     status, card = ask(server, "GET", "/model")
@@ -133,6 +125,7 @@ BAD_REQUESTS = [
 ]
 
 
+@pytest.mark.ray
 def test_bad_requests_get_a_4xx_naming_the_problem_and_change_nothing(server, saved):
     customer, item = int(saved.user_ids[0]), int(saved.catalog["item_number"].iloc[0])
     before = ask(server, "GET", f"/recommend?customer={customer}&k=5")
@@ -148,6 +141,7 @@ def test_bad_requests_get_a_4xx_naming_the_problem_and_change_nothing(server, sa
     assert_same(before[1]["recommendations"], expected(saved, customer=customer, k=5))
 
 
+@pytest.mark.ray
 def test_missing_model_and_taken_port_are_refused_in_one_line(tmp_path, capsys):
     assert serve_cli.main([str(tmp_path / "nowhere")]) == 2
     assert "error: no saved model at" in capsys.readouterr().err
@@ -158,6 +152,7 @@ def test_missing_model_and_taken_port_are_refused_in_one_line(tmp_path, capsys):
             serve_cli.check_port_free("127.0.0.1", holder.getsockname()[1])
 
 
+@pytest.mark.ray
 def test_sigterm_while_serve_starts_exits_cleanly_without_a_stack_dump(saved_folder):
     import signal
     import subprocess

@@ -20,11 +20,10 @@ from core.recommend import recommend_for
 from core.sources import load_event_log
 from core.synthetic import generate_rentals
 from core.text_sources import load_movielens, load_sequences
-from search import recommend as recommend_cli
 from search import retrain as retrain_cli
 from search import run as search_cli
-from tests.conftest import TINY
-from tests.test_search import write_space
+from search.serving import recommend as recommend_cli
+from tests.conftest import TINY, ask, write_space
 
 COLUMNS = ["account_number", "agreement_date", "model_number", "model_description_1", "model_description_2"]
 
@@ -207,6 +206,7 @@ def test_cli_recommends_and_exports_by_text_ids(string_model, tmp_path, capsys):
     assert "unknown customer A9NOPE" in capsys.readouterr().err
 
 
+@pytest.mark.ray
 def test_search_and_retrain_on_text_ids(string_model, capsys):
     storage = string_model / "results"
     storage.mkdir()
@@ -221,9 +221,9 @@ def test_search_and_retrain_on_text_ids(string_model, capsys):
     assert metrics["model"]["mean"]["ndcg@5"] > 0
 
 
+@pytest.mark.ray
 def test_serve_answers_in_the_users_text_ids(string_model):
-    serve_cli = pytest.importorskip("search.serve", reason="needs ray[serve]")
-    from tests.test_serve import ask
+    serve_cli = pytest.importorskip("search.serving.serve", reason="needs ray[serve]")
 
     saved = load_model(string_model / "final")
     customer, items = saved.user_ids[4], list(saved.catalog["item_number"][:2])

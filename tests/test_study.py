@@ -13,6 +13,8 @@ import pytest
 from search.run import main
 from search.study import JOURNAL_FILE, load_search_study
 
+pytestmark = pytest.mark.ray  # every test here runs a search
+
 SPACE = """
 search: {max_epochs: 3, grace_period: 1, reduction_factor: 2, seed: 0}
 space:

@@ -4,8 +4,7 @@ import torch
 from core.config import build_config
 from core.threads import apply_threads, auto_threads, usable_cores
 from core.train import main as train_main
-from tests.conftest import TINY
-from tests.test_cli import settings
+from tests.conftest import TINY, settings
 
 
 def test_auto_takes_the_usable_cores_less_the_load():

@@ -11,7 +11,7 @@ from search import retrain as retrain_cli
 from search import run as search_cli
 from search.plan import SearchPlan, Status
 from search.tracking import mlflow_name, tracking_uri, trial_metrics
-from tests.test_search import TINY, write_space
+from tests.conftest import TINY_SEARCH, write_space
 
 
 def test_metric_names_and_values_fit_for_mlflow(tmp_path):
@@ -24,12 +24,13 @@ def test_metric_names_and_values_fit_for_mlflow(tmp_path):
     assert tracking_uri(str(tmp_path / "elsewhere"), tmp_path) == (tmp_path / "elsewhere").as_uri()
 
 
+@pytest.mark.ray
 def test_a_tracked_search_writes_one_run_per_trial_and_the_retrain_adds_one(tmp_path):
     pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient
 
     assert search_cli.main(["--samples", "2", "--storage", str(tmp_path), "--name", "tracked", "--mlflow",
-                            "--space", write_space(tmp_path), *TINY]) == 0
+                            "--space", write_space(tmp_path), *TINY_SEARCH]) == 0
     uri = (tmp_path / "mlruns").as_uri()
     assert yaml.safe_load((tmp_path / "tracked" / "search.yaml").read_text())["mlflow"] == uri
     client = MlflowClient(tracking_uri=uri)
@@ -53,10 +54,11 @@ def test_a_tracked_search_writes_one_run_per_trial_and_the_retrain_adds_one(tmp_
     assert {"model.pt", "metrics.json", "report.md"} <= files
 
 
+@pytest.mark.ray
 def test_a_missing_extra_is_one_clear_error_before_anything_runs(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "mlflow", None)  # import mlflow now raises ImportError
     assert search_cli.main(["--samples", "2", "--storage", str(tmp_path), "--name", "x", "--mlflow",
-                            "--space", write_space(tmp_path), *TINY]) == 2
+                            "--space", write_space(tmp_path), *TINY_SEARCH]) == 2
     err = capsys.readouterr().err
     assert err == 'error: --mlflow needs the mlflow package, an optional extra: pip install -e ".[mlflow]"\n'
     assert not (tmp_path / "x").exists()

@@ -20,7 +20,7 @@ from core.samples import eval_targets, prefix_samples, training_windows
 from core.split import TRAIN, VALID
 from core.tensors import TrainingSamples, evaluation_targets, training_samples
 from core.validation import BLEND_WEIGHTS
-from tests.test_data import interactions
+from tests.conftest import HAND_BUILT, hand_built_data, interactions
 
 
 def test_model_shapes_and_padding():
@@ -159,17 +159,6 @@ def test_prepared_data_must_match_the_config(tiny_config):
         fit(build_config(dict(tiny_config, synthetic_seed=1)), data)
 
 
-def hand_built_data():
-    # training: customer 1 has 1 2 3, customer 2 has 1 2, customer 3 has 4 4; validation (time 9): customer 1
-    # then rents 2, customer 2 rents 3; test: customer 3's last two. 11 times: lower quantiles 0.7 -> 9, 0.9 -> 20
-    rows = [(1, 1, 1), (1, 2, 2), (1, 3, 3), (1, 9, 2), (2, 1, 1), (2, 2, 2), (2, 9, 3), (3, 1, 4), (3, 2, 4),
-            (3, 20, 1), (3, 21, 2)]
-    return prepare_data(build_config(HAND_BUILT), interactions(rows))
-
-
-HAND_BUILT = {"val_quantile": 0.7, "test_quantile": 0.9}
-
-
 def test_evaluation_excludes_the_whole_seen_history_not_only_the_window():
     data = hand_built_data()
     targets = evaluation_targets(data, VALID, max_seq_len=1, device=torch.device("cpu"))
@@ -200,15 +189,6 @@ def test_baselines_on_hand_built_data():
     # targets: customer 1 after 3 -> 2 (ties 1, 2, 4 at 2/8: rank 3), customer 2 after 2 -> 3 (rank 1)
     assert scores["markov"]["hr@1"] == 0.5
     assert scores["most_popular"]["hr@1"] == 0.0
-
-
-def test_synthetic_data_has_structure_the_lstm_learns_and_baselines_miss():
-    config = {"synthetic_customers": 1500, "epochs": 6, "lr": 0.003}
-    data = prepare_data(build_config(config))
-    model = fit(build_config(config), data).final["val_ndcg@5"]
-    baselines = evaluate_baselines(build_config(config), data)
-    assert model > 1.1 * baselines["markov"]["ndcg@5"] > 1.1 * baselines["most_popular"]["ndcg@5"]
-    assert math.isfinite(model)
 
 
 def test_patience_stops_after_the_peak_and_keeps_the_best_epochs_weights(tiny_config):

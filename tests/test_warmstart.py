@@ -6,7 +6,7 @@ from core.config import build_config
 from core.errors import ConfigError
 from search.plan import SearchPlan, Status
 from search.space import SearchSettings, SearchSpec
-from search.tuner import searcher_for, to_domain
+from search.tuner import searcher_for
 from search.warmstart import load_warm_start
 
 EARLIER_SPACE = {"lr": {"loguniform": [0.001, 0.01]}, "hidden_dim": {"choice": [16, 32]}}
@@ -33,7 +33,7 @@ def test_finished_trials_inside_todays_space_are_carried_over_with_their_values(
     assert warm.rewards == [0.30, 0.35] and warm.left_out == {"lr": 1}
 
     searcher = searcher_for(0, None, warm, tmp_path / "optuna.journal", "today")
-    searcher.set_search_properties("val_ndcg@5", "max", {key: to_domain(d) for key, d in today.space.items()})
+    searcher.set_search_properties("val_ndcg@5", "max", today.domains())
     told = searcher._ot_study.trials  # what Optuna knows before proposing anything
     assert [(t.params, t.value) for t in told] == list(zip(warm.points, warm.rewards, strict=True))
 
