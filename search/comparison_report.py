@@ -49,8 +49,8 @@ def slice_table(comparison: dict[str, Any]) -> list[str]:
              "|" + " --- |" * (len(names) + 2)]
     for title, key in (("history of {} items", "by_history_length"), ("target in the {}", "by_target_popularity")):
         for label, row in comparison[key].items():
-            lines.append(f"| {title.format(label)} | {row['targets']} | "
-                         + " | ".join(f"{row[n]:.4f}" for n in names) + " |")
+            scores = ("-" if row["targets"] == 0 else f"{row[n]:.4f}" for n in names)  # an empty slice has no mean
+            lines.append(f"| {title.format(label)} | {row['targets']} | " + " | ".join(scores) + " |")
     return lines
 
 

@@ -16,7 +16,7 @@ from core.fit import fit
 from core.significance import paired_difference, wilcoxon_signed_rank
 from core.split import VALID
 from core.tensors import evaluation_targets
-from search.comparison_report import comparison_markdown
+from search.comparison_report import comparison_markdown, slice_table
 from tests.conftest import HAND_BUILT, hand_built_data
 
 
@@ -154,3 +154,12 @@ def test_the_report_says_whether_the_interval_excludes_zero():
     assert "| most popular | 0.1000 | 0.1000 | +0.0000 |" in text and "| no |" in text
     assert "averaged over its 3 seeds per target" in text and "seen items ranked last" in text
     assert "| history of >20 items | 79 |" in text and "| target in the head | 20 |" in text
+
+
+def test_an_empty_slice_is_shown_without_a_mean():
+    row = {"targets": 0, "model": float("nan"), "markov": float("nan")}
+    comparison = {"by_history_length": {"1-2": row, "3-5": {"targets": 4, "model": 0.25, "markov": 0.125}},
+                  "by_target_popularity": {"head": {"targets": 4, "model": 0.25, "markov": 0.125}}}
+    lines = slice_table(comparison)
+    assert lines[2].startswith("| history of 1-2 items | 0 | - | - |") and "nan" not in "".join(lines)
+    assert lines[3].endswith("| 0.2500 | 0.1250 |")
