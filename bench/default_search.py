@@ -5,7 +5,8 @@ after each trial's peak, best validation NDCG@5; today's defaults against the ea
 
 `patience`: the defaults (at most 30 epochs, patience 3). `no-patience`: the earlier defaults (at most 20
 epochs, every trial runs until ASHA stops it or the cap). `random-batches`: the defaults with uniformly
-random training batches instead of batches by length. Outputs in bench/out/searches/.
+random training batches instead of batches by length. `space-widened`: the defaults with the search space
+widened upward where the range check pointed (bench/configs/space_widened.yaml). Outputs in bench/out/searches/.
 """
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ import time
 from datetime import date
 from pathlib import Path
 
-from common import SEARCHES, run_search
+from common import ROOT, SEARCHES, run_search
 
 VARIANTS = {"patience": [], "no-patience": ["--set", "patience=0", "--max-epochs", "20"],
-            "random-batches": ["--set", "batch_by_length=false"]}
+            "random-batches": ["--set", "batch_by_length=false"],
+            "space-widened": ["--space", str(ROOT / "bench" / "configs" / "space_widened.yaml")]}
 
 
 def run(variant: str, index: int, storage: Path, extra: list[str]) -> dict:
