@@ -20,18 +20,12 @@ from search.run import main as run_main
 from search.serving.app import Recommender
 from search.serving.recommend import main as recommend_main
 from search.storage import child, endpoint_of, last_part
-from tests.conftest import TINY_SEARCH, free_port, write_space
+from tests.conftest import SMALL_SPACE, TINY_SEARCH, free_port, write_space
 
 BUCKET = "bars"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
                "AWS_EC2_METADATA_DISABLED": "true"}  # no instance-metadata lookups for credentials
-SPACE = """
-search: {max_epochs: 2, grace_period: 2, reduction_factor: 2, seed: 0}
-space:
-  lr: {loguniform: [0.001, 0.01]}
-  hidden_dim: {choice: [16, 32]}
-  embed_dim: {choice: [8, 16]}
-"""
+SPACE = SMALL_SPACE.replace("grace_period: 1", "grace_period: 2")  # no early stop: both nodes' trials run 2 epochs
 @pytest.fixture(scope="module")
 def endpoint():
     """host:port of an S3-compatible server holding an empty bucket BUCKET, with the credentials in the
