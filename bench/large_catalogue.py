@@ -10,7 +10,8 @@ model and training are the defaults (or --set). Every loss trains its own copy o
 warm-up step each), so that load from other jobs falls on all of them alike. Seconds per batch are the
 median over rounds; seconds per epoch are extrapolated from them (an epoch of the full softmax at 30K items
 takes ~20 minutes on 2 cores). --epoch also trains one whole epoch with the last loss listed and times it.
-Peak memory is the process's maximum resident set (getrusage). Writes bench/out/large_catalogue.json.
+A sampled loss may name its item tables' updates (`sampled:dense`, `sampled:lazy`; otherwise the config's
+`item_updates`). Peak memory is the process's maximum resident set (getrusage). Writes bench/out/large_catalogue.json.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def measure(log: str, losses: list[str], batches: int, rounds: int, epoch: bool,
     from core.config import build_config, resolve_config
     from core.data import prepare_data
     from core.epoch import train_epoch
-    from core.losses import build_loss
+    from core.losses import build_loss, resolve_item_updates
     from core.model import build_model
     from core.optim import build_optimizer
     from core.sources import load_synthetic
@@ -65,12 +66,14 @@ def measure(log: str, losses: list[str], batches: int, rounds: int, epoch: bool,
     out.update(windows=len(samples), train_targets=samples.n_targets(),
                batches_per_epoch=-(-len(samples) // config.batch_size))
     runs = {}
-    for loss in losses:
+    for name in losses:  # a loss, or a sampled loss and its item tables' updates: sampled:dense, sampled:lazy
+        loss, _, item_updates = name.partition(":")
+        lazy = loss != "full" and resolve_item_updates(item_updates or config.item_updates, data.n_items) == "lazy"
         torch.manual_seed(config.seed)
         model = build_model(data.n_items, config.embed_dim, config.hidden_dim, config.num_layers, config.dropout,
                             embed_dropout=config.embed_dropout)
-        optimizer = build_optimizer(model, config.lr, config.weight_decay, sparse_items=loss != "full")
-        runs[loss] = (model, optimizer, build_loss(loss, data.n_items, counts, config.negatives, config.sample_alpha,
+        optimizer = build_optimizer(model, config.lr, config.weight_decay, sparse_items=lazy, fused=loss != "full")
+        runs[name] = (model, optimizer, build_loss(loss, data.n_items, counts, config.negatives, config.sample_alpha,
                                                    config.gbce_t, torch.device("cpu")))
     draw = torch.Generator().manual_seed(0)
 

@@ -64,6 +64,9 @@ class Config:
     sample_alpha: float = setting(0.5, low=0.0, high=1.0,
                                   help="sampled / gbce: negatives drawn by (training count + 1)^alpha")
     gbce_t: float = setting(0.75, low=0.0, high=1.0, help="gbce: calibration t")
+    item_updates: str = setting("auto", choices=("auto", "lazy", "dense"),
+                                help="sampled / gbce: the item tables' Adam: lazy (only the rows a batch touched, no "
+                                     "weight decay) or dense (every row); auto: lazy from loss auto's catalogue size")
     sample_mode: str = setting("all_positions", choices=("all_positions", "prefix"),
                                help="a loss at every position of each window, or one per prefix")
     window_overlap: float = setting(0.75, low=0.0, high=1.0, high_open=True,

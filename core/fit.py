@@ -23,7 +23,7 @@ from core.config import Config, check_negatives
 from core.data import PreparedData, prepare_data
 from core.epoch import train_epoch
 from core.errors import ConfigError
-from core.losses import TargetLoss, build_loss, full_softmax, resolve_loss
+from core.losses import TargetLoss, build_loss, full_softmax, resolve_item_updates, resolve_loss
 from core.metrics import metric_name, with_split
 from core.model import LSTMRecommender
 from core.optim import build_optimizer
@@ -111,7 +111,11 @@ def fit(config: Config, data: PreparedData | None = None, report: Report | None 
     torch.manual_seed(config.seed)
     model = model_for_training(config, data, last_train_period, device)
     loss = training_loss(config, data, last_train_period, device)
-    optimizer = build_optimizer(model, config.lr, config.weight_decay, sparse_items=loss is not full_softmax)
+    lazy_items = loss is not full_softmax and resolve_item_updates(config.item_updates, data.n_items) == "lazy"
+    if loss is not full_softmax:
+        log.info("item tables: %s Adam", "lazy" if lazy_items else "dense")
+    optimizer = build_optimizer(model, config.lr, config.weight_decay, sparse_items=lazy_items,
+                                fused=loss is not full_softmax)
     averaged = moving_average(model, config.ema_decay)
     scored = averaged.module if averaged is not None else model  # what is evaluated, kept and saved
     after_step = None if averaged is None else functools.partial(averaged.update_parameters, model)

@@ -34,6 +34,14 @@ def resolve_loss(loss: str, n_items: int) -> str:
     return "sampled" if n_items >= AUTO_SAMPLED_FROM else "full"
 
 
+def resolve_item_updates(item_updates: str, n_items: int) -> str:
+    """auto: dense Adam over the item tables below AUTO_SAMPLED_FROM items (every row's update is cheap there and
+    weight decay reaches rare items), lazy Adam from there on (dense rows would cost more than the loss saves)."""
+    if item_updates != "auto":
+        return item_updates
+    return "lazy" if n_items >= AUTO_SAMPLED_FROM else "dense"
+
+
 def full_softmax(model: torch.nn.Module, hidden: torch.Tensor, last: torch.Tensor,
                  targets: torch.Tensor) -> torch.Tensor:
     """Cross-entropy over every item, summed over the (M,) targets."""

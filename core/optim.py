@@ -1,4 +1,4 @@
-"""The optimiser: Adam; with a sampled loss, lazy Adam for the item tables.
+"""The optimiser: Adam; with a sampled loss, fused Adam, or lazy Adam for the item tables (item_updates).
 
 A sampled loss touches the embeddings and output weights of a few thousand items per batch. Dense Adam still
 updates every row of both tables at every step, which at 30K items was two thirds of a sampled step's time
@@ -14,13 +14,22 @@ from typing import Any
 import torch
 
 
+def fused_adam(params: list[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.Adam:
+    """torch's fused Adam kernel where this torch has it for these tensors (CPU from torch 2.4), else plain Adam.
+    At Beauty's 12K items it made a sampled step 1.3-1.5x faster (every item row updated in one pass); the full
+    softmax's step did not measurably gain, so the full loss keeps plain Adam and its published figures."""
+    try:
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+
+
 class LazyItemAdam:
     """Adam for the dense weights and SparseAdam for the row-sparse item tables, stepped together."""
 
     def __init__(self, dense: list[torch.nn.Parameter], sparse: list[torch.nn.Parameter], lr: float,
                  weight_decay: float):
-        self.optimizers = [torch.optim.Adam(dense, lr=lr, weight_decay=weight_decay),
-                           torch.optim.SparseAdam(sparse, lr=lr)]
+        self.optimizers = [fused_adam(dense, lr, weight_decay), torch.optim.SparseAdam(sparse, lr=lr)]
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for optimizer in self.optimizers:
@@ -38,10 +47,13 @@ class LazyItemAdam:
             optimizer.load_state_dict(saved)
 
 
-def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float,
-                    sparse_items: bool) -> torch.optim.Optimizer | LazyItemAdam:
-    """Adam over every weight; sparse_items: lazy Adam for the item embedding and output weights (sampled losses)."""
+def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, sparse_items: bool,
+                    fused: bool = False) -> torch.optim.Optimizer | LazyItemAdam:
+    """Adam over every weight (fused: torch's fused kernel where available); sparse_items: lazy Adam for the
+    item embedding and output weights (sampled losses)."""
     if not sparse_items:
+        if fused:
+            return fused_adam(list(model.parameters()), lr, weight_decay)
         return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     model.sparse_item_grads(True)
     sparse = [model.embedding.weight, model.output.weight]

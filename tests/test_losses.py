@@ -13,7 +13,8 @@ from core.config import build_config, check_negatives
 from core.errors import ConfigError
 from core.data import prepare_data
 from core.fit import fit
-from core.losses import SampledLoss, gbce, gbce_beta, negative_sampler, resolve_loss, sampled_softmax
+from core.losses import (SampledLoss, gbce, gbce_beta, negative_sampler, resolve_item_updates, resolve_loss,
+                         sampled_softmax)
 from core.model import build_model
 
 
@@ -113,6 +114,20 @@ def test_loss_auto_switches_to_the_sampled_softmax_at_large_catalogues():
     assert resolve_loss("gbce", 10) == "gbce"
 
 
+def test_item_tables_get_dense_adam_below_the_sampled_threshold_and_lazy_adam_above():
+    assert resolve_item_updates("auto", 12_101) == "dense" and resolve_item_updates("auto", 100_000) == "lazy"
+    assert resolve_item_updates("lazy", 10) == "lazy" and resolve_item_updates("dense", 10**6) == "dense"
+
+
+@pytest.mark.parametrize("item_updates, sparse_rows", [("lazy", True), ("dense", False)])
+def test_item_updates_choose_the_item_tables_optimiser(tiny_config, item_updates, sparse_rows):
+    data = prepare_data(build_config(dict(tiny_config, loss="sampled", negatives=20)))
+    states = []
+    fit(build_config(dict(tiny_config, loss="sampled", negatives=20, epochs=1, item_updates=item_updates)), data,
+        report=lambda metrics, state: states.append(state))
+    assert ("lazy_item_adam" in states[0]["optimizer"]) is sparse_rows
+
+
 @pytest.mark.parametrize("setting, message", [
     ({"negatives": 0}, "negatives: expected a value >= 1, got 0"),
     ({"loss": "softmax"}, "loss: expected one of full, sampled, gbce, auto, got 'softmax'"),
@@ -131,10 +146,10 @@ def test_more_negatives_than_items_is_one_line_naming_the_catalogue(tiny_config)
     check_negatives(build_config({"negatives": 500}), 129)  # the full softmax draws nothing
 
 
-@pytest.mark.parametrize("loss", ["sampled", "gbce"])
-def test_sampled_losses_train_with_every_training_option_and_resume_exactly(tiny_config, loss):
+@pytest.mark.parametrize("loss, item_updates", [("sampled", "lazy"), ("gbce", "lazy"), ("sampled", "dense")])
+def test_sampled_losses_train_with_every_training_option_and_resume_exactly(tiny_config, loss, item_updates):
     config = dict(tiny_config, loss=loss, negatives=20, markov_residual=True, ema_decay=0.9, batch_by_length=True,
-                  window_overlap=0.5)
+                  window_overlap=0.5, item_updates=item_updates)
     states = []
     data = prepare_data(build_config(config))
     whole = fit(build_config(config), data, report=lambda metrics, state: states.append(copy.deepcopy(state)))
