@@ -9,7 +9,8 @@ model and training are the defaults (or --set). Every loss trains its own copy o
 `--rounds` times, each loss in turn trains `--batches` optimiser steps on windows drawn at random (after one
 warm-up step each), so that load from other jobs falls on all of them alike. Seconds per batch are the
 median over rounds; seconds per epoch are extrapolated from them (an epoch of the full softmax at 30K items
-takes ~20 minutes on 2 cores). --epoch also trains one whole epoch with the last loss listed and times it.
+takes ~20 minutes on 2 cores). --epoch also trains one whole epoch with the last loss listed and times it;
+--whole-epochs K then trains K rounds of one whole epoch per loss, alternated, and reports the median.
 A sampled loss may name its item tables' updates (`sampled:dense`, `sampled:lazy`; otherwise the config's
 `item_updates`). Peak memory is the process's maximum resident set (getrusage). Writes bench/out/large_catalogue.json.
 """
@@ -32,7 +33,7 @@ CUSTOMER_EVENTS = 9.05  # mean events per synthetic customer (bench/scaling.py)
 
 
 def measure(log: str, losses: list[str], batches: int, rounds: int, epoch: bool,
-            overrides: dict, threads: int) -> dict:
+            overrides: dict, threads: int, whole_epochs: int = 0) -> dict:
     import torch
 
     from core.baselines import item_counts
@@ -103,6 +104,17 @@ def measure(log: str, losses: list[str], batches: int, rounds: int, epoch: bool,
         train_epoch(model, optimizer, samples, batch_size=config.batch_size, generator=torch.Generator().manual_seed(0),
                     by_length=config.batch_by_length, loss=loss_fn)
         out[losses[-1]]["seconds_one_epoch"] = time.perf_counter() - began
+    whole = {loss: [] for loss in losses}
+    for _ in range(whole_epochs):  # whole epochs, as training runs them (batches by length), alternated
+        for loss in losses:
+            model, optimizer, loss_fn = runs[loss]
+            began = time.perf_counter()
+            train_epoch(model, optimizer, samples, batch_size=config.batch_size,
+                        generator=torch.Generator().manual_seed(0), by_length=config.batch_by_length, loss=loss_fn)
+            whole[loss].append(time.perf_counter() - began)
+    for loss in losses:
+        if whole[loss]:
+            out[loss].update(seconds_whole_epoch=statistics.median(whole[loss]), whole_epochs=whole[loss])
     out["peak_rss_mb"] = peak_rss_mb()
     return out
 
@@ -120,6 +132,8 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=20, help="optimiser steps timed per loss and round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of alternation")
     parser.add_argument("--epoch", action="store_true", help="also train one whole epoch with the last loss")
+    parser.add_argument("--whole-epochs", type=int, default=0,
+                        help="then this many rounds of one whole epoch per loss, alternated (median reported)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: steadier on a shared machine)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -129,13 +143,13 @@ def main() -> None:
     overrides = parse_overrides(args.overrides)
     if args.child:
         print(json.dumps(measure(args.child, args.losses, args.batches, args.rounds, args.epoch, overrides,
-                                 args.threads)))
+                                 args.threads, args.whole_epochs)))
         return
     rows = []
     for size in [args.config] if args.config else args.sizes:
         command = [sys.executable, __file__, "--child", size, "--batches", str(args.batches), "--rounds",
                    str(args.rounds), "--threads", str(args.threads), "--losses", *args.losses]
-        command += ["--epoch"] * args.epoch
+        command += ["--epoch"] * args.epoch + ["--whole-epochs", str(args.whole_epochs)]
         command += [f"--set={pair}" for pair in args.overrides]
         result = subprocess.run(command, capture_output=True, text=True,
                                 env=child_env())
@@ -153,12 +167,16 @@ def main() -> None:
         for loss in args.losses:
             m = r[loss]
             one = f"{m['seconds_one_epoch']:.0f}" if "seconds_one_epoch" in m else ""
+            if "seconds_whole_epoch" in m:
+                one = f"{m['seconds_whole_epoch']:.1f} (median of {len(m['whole_epochs'])})"
             print(f"| {r['events']:,} | {r['items']:,} | {r['windows']:,} ({r['batches_per_epoch']:,}) | {loss} | "
                   f"{m['seconds_per_batch']:.4f} | {m['seconds_per_epoch_extrapolated']:,.0f} | {one} | "
                   f"{r['peak_rss_mb']:,.0f} |")
         if len(args.losses) > 1:
             first = r[args.losses[0]]["seconds_per_batch"]
-            print(f"| | | | {args.losses[0]} / {loss} | {first / r[loss]['seconds_per_batch']:.1f}x | | | |")
+            whole = [r[name].get("seconds_whole_epoch") for name in (args.losses[0], loss)]
+            ratio = f"{whole[0] / whole[1]:.2f}x" if all(whole) else ""
+            print(f"| | | | {args.losses[0]} / {loss} | {first / r[loss]['seconds_per_batch']:.1f}x | | {ratio} | |")
     out = Path(__file__).resolve().parent / "out"
     out.mkdir(exist_ok=True)
     (out / "large_catalogue.json").write_text(json.dumps({"date": str(date.today()), "args": vars(args),

@@ -60,7 +60,7 @@ class NegativeSampler:
         """(S,) distinct drawn items (S <= negatives), (S,) log of each one's inclusion probability."""
         uniform = torch.rand(self.negatives, dtype=torch.float64, device=self.cdf.device)
         drawn = torch.searchsorted(self.cdf, uniform, right=True).clamp_(max=len(self.cdf) - 1) + 1  # (negatives,)
-        items = torch.unique(drawn)  # (S,)
+        items = torch.unique(drawn)  # (S,) sorted
         # P(item among the draws) = 1 - (1 - q)^negatives; log of it, stable for tiny q
         log_inclusion = torch.log(-torch.expm1(self.negatives * self.log_keep[items]))
         return items, log_inclusion.float()
@@ -78,19 +78,30 @@ def negative_sampler(item_counts: np.ndarray, negatives: int, alpha: float, devi
                            negatives=negatives)
 
 
-def sampled_softmax(target_logits: torch.Tensor, negative_logits: torch.Tensor, log_inclusion: torch.Tensor,
-                    hit: torch.Tensor) -> torch.Tensor:
-    """(M,) target logits, (M, S) negatives' logits, (S,) their log inclusion probabilities, (M, S) accidental
-    hits -> the log-Q corrected sampled cross-entropy, summed over the M targets."""
-    corrected = (negative_logits.float() - log_inclusion).masked_fill(hit, float("-inf"))  # (M, S)
-    logits = torch.cat([target_logits.float()[:, None], corrected], dim=1)  # (M, 1 + S), the target first
-    return (torch.logsumexp(logits, dim=1) - logits[:, 0]).sum()
+HIT = -1e9  # an accidental hit's logit: exp() of it is 0 in fp32, and it keeps every row's softmax finite
 
 
-def gbce(target_logits: torch.Tensor, negative_logits: torch.Tensor, hit: torch.Tensor, beta: float) -> torch.Tensor:
-    """(M,) target logits, (M, S) negatives' logits and accidental hits -> gSASRec's gBCE, summed over targets."""
+def mask_hits(negative_logits: torch.Tensor, items: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """(M, S) negatives' logits (a fresh tensor: changed in place), (S,) sorted distinct items, (M,) targets ->
+    the logits with each row's own target among the negatives (an accidental hit) set to HIT. One search per
+    target instead of an (M, S) comparison."""
+    column = torch.searchsorted(items, targets).clamp_(max=len(items) - 1)  # (M,)
+    rows = torch.nonzero(items[column] == targets).squeeze(1)
+    return negative_logits.index_put_((rows, column[rows]), torch.tensor(HIT, dtype=negative_logits.dtype))
+
+
+def sampled_softmax(target_logits: torch.Tensor, negative_logits: torch.Tensor) -> torch.Tensor:
+    """(M,) target logits, (M, S) negatives' logits, already lowered by the log of their inclusion probabilities
+    and with accidental hits masked -> the sampled cross-entropy, summed over the M targets."""
+    target_logits = target_logits.float()
+    return (torch.logaddexp(target_logits, torch.logsumexp(negative_logits.float(), dim=1)) - target_logits).sum()
+
+
+def gbce(target_logits: torch.Tensor, negative_logits: torch.Tensor, beta: float) -> torch.Tensor:
+    """(M,) target logits, (M, S) negatives' logits (accidental hits masked) -> gSASRec's gBCE, summed over
+    targets."""
     positive = beta * F.softplus(-target_logits.float())  # -log sigmoid(s)^beta
-    negative = F.softplus(negative_logits.float()).masked_fill(hit, 0.0).sum(dim=1)  # -log(1 - sigmoid(s))
+    negative = F.softplus(negative_logits.float()).sum(dim=1)  # -log(1 - sigmoid(s)); a masked hit adds 0
     return (positive + negative).sum()
 
 
@@ -109,12 +120,14 @@ class SampledLoss:
 
     def __call__(self, model: torch.nn.Module, hidden: torch.Tensor, last: torch.Tensor,
                  targets: torch.Tensor) -> torch.Tensor:
-        items, log_inclusion = self.sampler.draw()  # (S,), (S,)
-        target_logits, negative_logits = model.candidate_logits(hidden, items, last=last, targets=targets)
-        hit = targets[:, None] == items[None, :]  # (M, S)
+        items, log_inclusion = self.sampler.draw()  # (S,) sorted, (S,)
+        offset = None if self.kind == "gbce" else -log_inclusion  # the log-Q correction, sampled softmax only
+        target_logits, negative_logits = model.candidate_logits(hidden, items, last=last, targets=targets,
+                                                                candidate_offset=offset)
+        negative_logits = mask_hits(negative_logits.float(), items, targets)
         if self.kind == "gbce":
-            return gbce(target_logits, negative_logits, hit, self.beta)
-        return sampled_softmax(target_logits, negative_logits, log_inclusion, hit)
+            return gbce(target_logits, negative_logits, self.beta)
+        return sampled_softmax(target_logits, negative_logits)
 
 
 def build_loss(loss: str, n_items: int, item_counts: np.ndarray, negatives: int, sample_alpha: float,

@@ -95,17 +95,20 @@ class LSTMRecommender(nn.Module):
         return scores.float() + self.markov_weight * torch.log1p(counts)
 
     def candidate_logits(self, hidden: torch.Tensor, candidates: torch.Tensor, last: torch.Tensor | None = None,
-                         targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                         targets: torch.Tensor | None = None,
+                         candidate_offset: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(M, H) hidden states, (S,) candidate items shared by all rows, (M,) targets -> ((M,) the targets'
         logits, (M, S) the candidates'): the columns of `logits` a sampled loss needs, without the (M, N + 1)
-        block. The Markov residual is added as in `logits` (the target's own pair left out)."""
+        block. The Markov residual is added as in `logits` (the target's own pair left out). candidate_offset:
+        (S,) added to the candidates' logits inside the matrix product (a log-Q correction costs no extra pass)."""
         hidden = self.dropout(hidden)
         # one gather of the rows needed; sparse_item_grads: a row-sparse gradient (lazy Adam, core.optim)
         rows = F.embedding(torch.cat([targets, candidates]), self.output.weight, sparse=self.embedding.sparse)
         target_rows, candidate_rows = rows[:len(targets)], rows[len(targets):]  # (M, H), (S, H)
         bias = self.output.bias
         target_logits = (hidden * target_rows).sum(-1) + bias[targets]  # (M,)
-        candidate_logits = hidden @ candidate_rows.T + bias[candidates]  # (M, H) x (H, S)
+        candidate_bias = bias[candidates] if candidate_offset is None else bias[candidates] + candidate_offset
+        candidate_logits = torch.addmm(candidate_bias, hidden, candidate_rows.T)  # (M, H) x (H, S) + (S,)
         if not self.markov_residual:
             return target_logits, candidate_logits
         own = (self.pair_counts(last, targets) - 1.0).clamp_(min=0.0)  # (M,)

@@ -13,8 +13,8 @@ from core.config import build_config, check_negatives
 from core.errors import ConfigError
 from core.data import prepare_data
 from core.fit import fit
-from core.losses import (SampledLoss, gbce, gbce_beta, negative_sampler, resolve_item_updates, resolve_loss,
-                         sampled_softmax)
+from core.losses import (SampledLoss, gbce, gbce_beta, mask_hits, negative_sampler, resolve_item_updates,
+                         resolve_loss, sampled_softmax)
 from core.model import build_model
 
 
@@ -59,15 +59,28 @@ def test_sampled_softmax_value_and_gradient_match_a_hand_computed_case():
 
 def test_an_accidental_hit_is_masked_at_its_own_position_only():
     target, negatives = torch.tensor([2.0, 0.5]), torch.tensor([[1.0, 3.0], [1.0, 3.0]])
-    log_inclusion = torch.log(torch.tensor([0.5, 0.5]))
-    hit = torch.tensor([[False, True], [False, False]])  # row 0's target is the second negative
-    loss = sampled_softmax(target, negatives, log_inclusion, hit)
+    items, targets = torch.tensor([4, 7]), torch.tensor([7, 5])  # row 0's target is the second negative
+    masked = mask_hits(negatives.clone(), items, targets)
+    corrected = masked - torch.log(torch.tensor([0.5, 0.5]))
+    loss = sampled_softmax(target, corrected)
     row0 = math.log(math.exp(2.0) + math.exp(1.0) / 0.5) - 2.0
     row1 = math.log(math.exp(0.5) + math.exp(1.0) / 0.5 + math.exp(3.0) / 0.5) - 0.5
     assert loss.item() == pytest.approx(row0 + row1, rel=1e-6)
-    assert gbce(target, negatives, hit, beta=1.0).item() == pytest.approx(
+    assert gbce(target, masked, beta=1.0).item() == pytest.approx(
         math.log1p(math.exp(-2.0)) + math.log1p(math.exp(1.0))
         + math.log1p(math.exp(-0.5)) + math.log1p(math.exp(1.0)) + math.log1p(math.exp(3.0)), rel=1e-6)
+
+
+def test_a_row_whose_only_negative_is_its_target_keeps_a_finite_loss_and_gradient():
+    model = tiny_model()
+    hidden = torch.tensor([[1.0, 2.0], [0.5, -1.0]], requires_grad=True)
+    loss = SampledLoss(kind="sampled", sampler=FixedDraw([2], [0.5]))(model, hidden, torch.tensor([4, 4]),
+                                                                        torch.tensor([2, 1]))
+    loss.backward()
+    s2_row1 = 0.5 * 0.0 + -1.0 * 1.0 + 0.2 - math.log(0.5)
+    s1_row1 = 0.5 * 1.0 + 0.1
+    assert loss.item() == pytest.approx(math.log(math.exp(s1_row1) + math.exp(s2_row1)) - s1_row1, rel=1e-5)
+    assert torch.isfinite(hidden.grad).all() and hidden.grad[0].abs().sum() == 0  # row 0: target alone, loss 0
 
 
 def test_the_log_q_correction_makes_the_sampled_sum_an_unbiased_estimate_of_the_full_one():
