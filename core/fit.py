@@ -23,10 +23,10 @@ from core.config import Config, check_negatives
 from core.data import PreparedData, prepare_data
 from core.epoch import train_epoch
 from core.errors import ConfigError
-from core.losses import TargetLoss, build_loss, full_softmax, resolve_item_updates, resolve_loss
+from core.losses import TargetLoss, build_loss, full_softmax, resolve_loss
 from core.metrics import metric_name, with_split
 from core.model import LSTMRecommender
-from core.optim import build_optimizer
+from core.optim import build_optimizer, lazy_item_updates
 from core.split import EVAL_SPLITS
 from core.tensors import (
     EvalTargets,
@@ -111,9 +111,7 @@ def fit(config: Config, data: PreparedData | None = None, report: Report | None 
     torch.manual_seed(config.seed)
     model = model_for_training(config, data, last_train_period, device)
     loss = training_loss(config, data, last_train_period, device)
-    lazy_items = loss is not full_softmax and resolve_item_updates(config.item_updates, data.n_items) == "lazy"
-    if loss is not full_softmax:
-        log.info("item tables: %s Adam", "lazy" if lazy_items else "dense")
+    lazy_items = loss is not full_softmax and lazy_item_updates(config.item_updates, data.n_items, checkpoint)
     optimizer = build_optimizer(model, config.lr, config.weight_decay, sparse_items=lazy_items,
                                 fused=loss is not full_softmax)
     averaged = moving_average(model, config.ema_decay)

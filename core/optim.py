@@ -9,9 +9,15 @@ weight decay: the item tables then go without it.
 """
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from typing import Any
 
 import torch
+
+from core.losses import resolve_item_updates
+
+log = logging.getLogger(__name__)
 
 
 def fused_adam(params: list[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.Adam:
@@ -45,6 +51,16 @@ class LazyItemAdam:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for optimizer, saved in zip(self.optimizers, state["lazy_item_adam"]):
             optimizer.load_state_dict(saved)
+
+
+def lazy_item_updates(item_updates: str, n_items: int, checkpoint: Mapping[str, Any] | None = None) -> bool:
+    """Whether a sampled loss's item tables get lazy Adam: item_updates (auto by catalogue size), except that a
+    resumed run keeps the optimiser its checkpoint holds (runs saved before item_updates existed were lazy)."""
+    lazy = resolve_item_updates(item_updates, n_items) == "lazy"
+    if checkpoint is not None:
+        lazy = "lazy_item_adam" in checkpoint["optimizer"]
+    log.info("item tables: %s Adam", "lazy" if lazy else "dense")
+    return lazy
 
 
 def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, sparse_items: bool,

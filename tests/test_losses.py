@@ -181,3 +181,12 @@ def test_a_search_space_may_search_the_loss_and_its_settings(tmp_path):
     path.write_text("space:\n  negatives: {int: [0, 10]}\n")
     with pytest.raises(ConfigError, match="space.negatives: int \\[0, 10\\] allows an invalid value"):
         load_search_spec(path, build_config({}))
+
+
+def test_a_checkpoint_saved_with_lazy_item_updates_resumes_with_them_whatever_auto_now_picks(tiny_config):
+    lazy = dict(tiny_config, loss="sampled", negatives=20, epochs=2, item_updates="lazy")
+    data = prepare_data(build_config(lazy))
+    states = []
+    whole = fit(build_config(lazy), data, report=lambda metrics, state: states.append(copy.deepcopy(state)))
+    resumed = fit(build_config(dict(lazy, item_updates="auto")), data, checkpoint=states[0])  # auto: dense here
+    assert resumed.history[-1]["train_loss"] == whole.history[-1]["train_loss"]
