@@ -19,7 +19,8 @@ SEARCHES = ROOT / "bench" / "out" / "searches"  # where the search benchmarks ke
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 if str(ROOT) not in sys.path:  # `python bench/NAME.py` puts bench/ on the path, not the repository
-    sys.path.insert(0, str(ROOT))
+    # appended, not put first: a child run with PYTHONPATH naming another checkout (--baseline) imports its code
+    sys.path.append(str(ROOT))
 
 
 def child_env(**extra: str) -> dict[str, str]:

@@ -8,6 +8,7 @@ import torch
 from core.batching import batch_indices, gather_windows
 from core.metrics import metric_sums
 from core.ranking import (
+    AtLeastCounter,
     ItemScores,
     Pairs,
     as_item_scores,
@@ -149,12 +150,11 @@ def _batch_ranks(scored: ItemScores | torch.Tensor, blend: Scorer | None, inputs
             block[rows, columns] = float("-inf")
         here = torch.nonzero((answers >= lo) & (answers < hi))[:, 0]
         buffer = torch.empty_like(block) if more is not None else None                        # reused by every weight
-        above = torch.empty(block.shape, dtype=torch.bool, device=block.device)              # reused by every weight
+        above = AtLeastCounter(*block.shape, block.device)                                    # reused by every weight
         for w in weights:
             ranked = block if w == 0 else torch.add(block, more, alpha=w, out=buffer)         # -inf stays -inf
             target = wanted[w]
-            torch.ge(ranked, target[:, None], out=above)
-            counts[w] += above.view(torch.uint8).sum(dim=1, dtype=torch.int32)  # as bytes: 1.3x a bool sum on CPU
+            counts[w] += above.count(ranked, target)
             counts[w][here] += 1 - (ranked[here, answers[here] - lo] >= target[here]).int()  # the target: once
             if (w, True) in variants and not exclude_seen:
                 moved[w].index_add_(0, rows, (ranked[rows, columns] >= target[rows]).int())

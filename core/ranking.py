@@ -61,9 +61,37 @@ def scores_at(scores: ItemScores, columns: torch.Tensor, edges: list[tuple[int, 
     for index in torch.unique(which).tolist():
         rows = torch.nonzero(which == index)[:, 0]
         lo, hi = edges[index]
-        part = first[rows] if index == 0 and first is not None else scores.block(lo, hi, rows)  # (R, hi - lo)
+        if index == 0 and first is not None:
+            out[rows] = first[rows, columns[rows] - lo]
+            continue
+        part = scores.block(lo, hi, rows)                                                     # (R, hi - lo)
         out[rows] = part[torch.arange(len(rows), device=rows.device), columns[rows] - lo]
     return out
+
+
+class AtLeastCounter:
+    """Per row, how many of a (B, C) block's scores reach the row's threshold: torch.ge into a bool buffer, then
+    the buffer summed as int64 words, eight rows' bytes added at once (SWAR). Summing the bools byte by byte
+    is torch's slow path on CPU: 45 ms for a 1,024 x 12,102 block at one thread, against 10 ms for the
+    comparison itself; the words take 1 ms. The buffer is padded to whole chunks of LANE_WORDS words with
+    False, so a byte lane never exceeds 255 before it is split out."""
+
+    LANE_WORDS = 255
+
+    def __init__(self, n_rows: int, n_columns: int, device: torch.device):
+        chunk = 8 * self.LANE_WORDS
+        self.flags = torch.zeros((n_rows, -(-n_columns // chunk) * chunk), dtype=torch.bool, device=device)
+        self.shifts = torch.arange(0, 64, 8, device=device)
+
+    def count(self, scores: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
+        """(R,) int32: per row of `scores` (R <= n_rows, C <= n_columns), the columns with score >= threshold[row]."""
+        rows, columns = scores.shape
+        flags = self.flags[:rows]
+        if columns < flags.shape[1]:
+            flags[:, columns:] = False  # a narrower block after a wider one leaves stale flags past its width
+        torch.ge(scores, threshold[:, None], out=flags[:, :columns])
+        words = flags.view(torch.int64).view(rows, -1, self.LANE_WORDS).sum(dim=2)             # (R, chunks)
+        return ((words[..., None] >> self.shifts) & 0xFF).sum(dim=(1, 2), dtype=torch.int32)
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from core.evaluation import evaluate_variants, markov_blend_scorer, model_scorer
-from core.recommend import top_k_items
-from core.metrics import metric_sums
-from core.model import build_model
-from core.ranking import Pairs, dense_scores, top_k_blocked
 from core.config import build_config
 from core.errors import ConfigError
+from core.evaluation import evaluate_variants, markov_blend_scorer, model_scorer
+from core.metrics import metric_sums
+from core.model import build_model
+from core.ranking import AtLeastCounter, Pairs, dense_scores, top_k_blocked
+from core.recommend import top_k_items
 from core.tensors import EvalTargets, sample_targets
 
 N_ITEMS = 9
@@ -154,3 +154,18 @@ def test_val_sample_is_a_fixed_seeded_subset_in_order_and_bad_sizes_are_refused(
     assert sample_targets(targets, 0) is targets and sample_targets(targets, 30) is targets
     with pytest.raises(ConfigError, match="val_sample"):
         build_config({"val_sample": -1})
+
+
+@pytest.mark.parametrize("rows, columns", [(1, 1), (3, 7), (5, 2040), (4, 2041), (2, 70_000)])
+def test_the_word_counter_counts_every_score_at_or_above_the_threshold(rows, columns):
+    # 70,000 columns of True put up to 255 in every byte lane of a word sum: a lane overflow would show
+    generator = torch.Generator().manual_seed(columns)
+    counter = AtLeastCounter(rows, columns, torch.device("cpu"))
+    scores = torch.randn(rows, columns, generator=generator)
+    scores[0, : columns // 2] = float("-inf")
+    drawn = torch.randn(rows, generator=generator)
+    for threshold in (drawn, torch.full((rows,), float("-inf")), torch.tensor([float("nan")] * rows)):
+        expected = (scores >= threshold[:, None]).sum(dim=1).int()
+        assert torch.equal(counter.count(scores, threshold), expected)
+    narrower = scores[:, : columns // 2 + 1]  # a narrower block after a wider one: no stale flags counted
+    assert torch.equal(counter.count(narrower, drawn), (narrower >= drawn[:, None]).sum(dim=1).int())
