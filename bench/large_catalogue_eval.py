@@ -4,6 +4,8 @@
     flock /tmp/heavy.lock python bench/large_catalogue_eval.py export --items 1000000 --customers 20000
     flock /tmp/heavy.lock python bench/large_catalogue_eval.py compare --items 1682 --customers 943
     flock /tmp/heavy.lock python bench/large_catalogue_eval.py prepare --items 1000000 --customers 2000000
+    flock /tmp/heavy.lock python bench/large_catalogue_eval.py run --items 1000000 --customers 100000 --events 20 \
+        --val-sample 20000
 
 A random leave-one-out log (Zipf-like item popularity, `--events` per customer on average) is built as a
 PreparedData directly, with the Markov tables and training windows a fit would build (timed as `prepare`).
@@ -13,11 +15,16 @@ seen-item rules), `export` every customer's top-10, `compare` the blocked valida
 unblocked one of commit 04d03d3 (read from git), alternated; `blocks` validation at 2^22, 2^24 and 2^26
 scores per block, alternated; `prepare` writes such a log as a Parquet event
 log (in a child process, not timed) and times core.data.prepare_data on it, then the training windows,
-Markov tables and validation targets of a fit. Each prints one JSON line, with the peak RSS.
+Markov tables and validation targets of a fit. `run` is what a trial and the export do at this size, in one
+process: one epoch of core.fit.fit (the default config: `loss: auto` is the sampled softmax from 20,000 items,
+lazy item updates there) with its validation (--val-sample targets, every blend weight), then every customer's
+top-10 (core.recommend.top_k_items, as `search.recommend --all` runs it); each timed, and the peak RSS over all
+three. Each prints one JSON line, with the peak RSS.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import json
 import resource
@@ -31,15 +38,15 @@ import pandas as pd
 import torch
 from common import ROOT
 
-from core.baselines import item_counts, markov_table  # noqa: E402
-from core.config import build_config  # noqa: E402
-from core.data import PreparedData, prepare_data  # noqa: E402
-from core.model import build_model  # noqa: E402
-from core.recommend import top_k_items  # noqa: E402
-from core.samples import training_windows  # noqa: E402
-from core.split import TRAIN, VALID  # noqa: E402
-from core.tensors import evaluation_targets, sample_targets  # noqa: E402
-from core.validation import evaluate_model  # noqa: E402
+from core.baselines import item_counts, markov_table
+from core.config import build_config
+from core.data import PreparedData, prepare_data
+from core.model import build_model
+from core.recommend import top_k_items
+from core.samples import training_windows
+from core.split import TRAIN, VALID
+from core.tensors import evaluation_targets, sample_targets
+from core.validation import evaluate_model
 
 UNBLOCKED_COMMIT = "04d03d3"
 
@@ -73,7 +80,7 @@ def peak_rss_gb() -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("eval", "export", "compare", "blocks", "prepare", "write-log"))
+    parser.add_argument("what", choices=("eval", "export", "compare", "blocks", "prepare", "write-log", "run"))
     parser.add_argument("--items", type=int, required=True)
     parser.add_argument("--customers", type=int, required=True)
     parser.add_argument("--events", type=int, default=10, help="mean events per customer")
@@ -84,6 +91,8 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     if args.what in ("prepare", "write-log"):
         return prepare(args)
+    if args.what == "run":
+        return run(args)
     began = time.perf_counter()
     data = random_log(args.items, args.customers, args.events)
     config = build_config({"val_sample": args.val_sample})
@@ -108,6 +117,32 @@ def main() -> int:
     else:
         out.update(compare(config, model, targets, args.repeats))
     out["peak_rss_gb"] = round(peak_rss_gb(), 2)
+    print(json.dumps(out))
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """One epoch of fit with its validation, then every customer's top-10: seconds of each and the peak RSS."""
+    from core.fit import fit
+
+    config = build_config({"epochs": 1, "patience": 0, "val_sample": args.val_sample, "threads": args.threads})
+    began = time.perf_counter()
+    data = dataclasses.replace(random_log(args.items, args.customers, args.events), settings=config.data_settings())
+    out = {"what": "run", "items": data.n_items, "items_in_log": len(np.unique(data.items)),
+           "customers": len(data.user_ids), "events": len(data.items), "threads": args.threads,
+           "log_seconds": round(time.perf_counter() - began, 1)}
+    began = time.perf_counter()
+    result = fit(config, data)
+    epoch = result.history[0]
+    out.update(fit_seconds=round(time.perf_counter() - began, 1), train_seconds=round(epoch["train_seconds"], 1),
+               val_seconds=round(epoch["eval_seconds"], 1), val_targets=args.val_sample or "all",
+               val_ndcg5=round(epoch["val_ndcg@5"], 5), fit_peak_rss_gb=round(peak_rss_gb(), 2))
+    print(json.dumps(out), file=sys.stderr, flush=True)
+    began = time.perf_counter()
+    ids, _ = top_k_items(result.model, data.items, data.user_start, np.arange(len(data.user_ids)), k=10,
+                         max_seq_len=config.max_seq_len)
+    out.update(export_seconds=round(time.perf_counter() - began, 1), exported_customers=len(ids),
+               exported=int((ids > 0).sum()), peak_rss_gb=round(peak_rss_gb(), 2))
     print(json.dumps(out))
     return 0
 

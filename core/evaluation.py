@@ -14,6 +14,7 @@ from core.ranking import (
     as_item_scores,
     block_edges,
     history_pairs,
+    row_logsumexp,
     scores_at,
 )
 from core.tensors import EvalTargets
@@ -141,15 +142,15 @@ def _batch_ranks(scored: ItemScores | torch.Tensor, blend: Scorer | None, inputs
     for lo, hi in edges:
         block = first if lo == 0 else scored.block(lo, hi, None)                              # (B, C)
         more = None if added is None else first_added if lo == 0 else added.block(lo, hi, None)
+        buffer = torch.empty_like(block) if more is not None or with_loss else None  # the loss, then each weight
         if with_loss:
-            log_total = torch.logaddexp(log_total, torch.logsumexp(block, dim=1))
+            log_total = torch.logaddexp(log_total, row_logsumexp(block, buffer))
         if lo == 0:
             block[:, 0] = float("-inf")
         rows, columns = seen.in_block(lo, hi)
         if exclude_seen:
             block[rows, columns] = float("-inf")
         here = torch.nonzero((answers >= lo) & (answers < hi))[:, 0]
-        buffer = torch.empty_like(block) if more is not None else None                        # reused by every weight
         above = AtLeastCounter(*block.shape, block.device)                                    # reused by every weight
         for w in weights:
             ranked = block if w == 0 else torch.add(block, more, alpha=w, out=buffer)         # -inf stays -inf

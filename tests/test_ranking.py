@@ -9,7 +9,7 @@ from core.errors import ConfigError
 from core.evaluation import evaluate_variants, markov_blend_scorer, model_scorer
 from core.metrics import metric_sums
 from core.model import build_model
-from core.ranking import AtLeastCounter, Pairs, dense_scores, top_k_blocked
+from core.ranking import AtLeastCounter, Pairs, dense_scores, row_logsumexp, top_k_blocked
 from core.recommend import top_k_items
 from core.tensors import EvalTargets, sample_targets
 
@@ -169,3 +169,15 @@ def test_the_word_counter_counts_every_score_at_or_above_the_threshold(rows, col
         assert torch.equal(counter.count(scores, threshold), expected)
     narrower = scores[:, : columns // 2 + 1]  # a narrower block after a wider one: no stale flags counted
     assert torch.equal(counter.count(narrower, drawn), (narrower >= drawn[:, None]).sum(dim=1).int())
+
+
+def test_row_logsumexp_is_torchs_logsumexp_with_rows_of_minus_and_plus_infinity():
+    block = torch.randn(5, 300, generator=torch.Generator().manual_seed(1)) * 20
+    block[1] = float("-inf")
+    block[2, :150] = float("-inf")
+    block[3, 7] = float("inf")
+    got = row_logsumexp(block, torch.empty_like(block))
+    expected = torch.logsumexp(block, dim=1)
+    assert got[1] == float("-inf") and got[3] == float("inf")
+    assert torch.allclose(got, expected, rtol=1e-6, atol=0)
+    assert torch.equal(row_logsumexp(block), got)
