@@ -139,10 +139,13 @@ def _batch_ranks(scored: ItemScores | torch.Tensor, blend: Scorer | None, inputs
     counts = {w: torch.zeros(len(answers), dtype=torch.int32, device=answers.device) for w in weights}
     moved = {w: torch.zeros_like(counts[w]) for w in weights}
     log_total = torch.full_like(raw, float("-inf"))
+    # sized by the first block, the widest, and reused by every block (fresh pages cost as much as the writes)
+    above = AtLeastCounter(*first.shape, first.device)
+    whole_buffer = torch.empty_like(first) if added is not None or with_loss else None  # the loss, then each weight
     for lo, hi in edges:
         block = first if lo == 0 else scored.block(lo, hi, None)                              # (B, C)
         more = None if added is None else first_added if lo == 0 else added.block(lo, hi, None)
-        buffer = torch.empty_like(block) if more is not None or with_loss else None  # the loss, then each weight
+        buffer = None if whole_buffer is None else whole_buffer[:, :hi - lo]
         if with_loss:
             log_total = torch.logaddexp(log_total, row_logsumexp(block, buffer))
         if lo == 0:
@@ -151,7 +154,6 @@ def _batch_ranks(scored: ItemScores | torch.Tensor, blend: Scorer | None, inputs
         if exclude_seen:
             block[rows, columns] = float("-inf")
         here = torch.nonzero((answers >= lo) & (answers < hi))[:, 0]
-        above = AtLeastCounter(*block.shape, block.device)                                    # reused by every weight
         for w in weights:
             ranked = block if w == 0 else torch.add(block, more, alpha=w, out=buffer)         # -inf stays -inf
             target = wanted[w]
