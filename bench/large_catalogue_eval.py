@@ -16,8 +16,8 @@ unblocked one of commit 04d03d3 (read from git), alternated; `blocks` validation
 scores per block, alternated; `prepare` writes such a log as a Parquet event
 log (in a child process, not timed) and times core.data.prepare_data on it, then the training windows,
 Markov tables and validation targets of a fit. `run` is what a trial and the export do at this size, in one
-process: one epoch of core.fit.fit (the default config: `loss: auto` is the sampled softmax from 20,000 items,
-lazy item updates there) with its validation (--val-sample targets, every blend weight), then every customer's
+process: one epoch of core.fit.fit (the default config with `loss: auto`, the sampled softmax from 20,000 items,
+and lazy item updates there) with its validation (--val-sample targets, every blend weight), then every customer's
 top-10 (core.recommend.top_k_items, as `search.recommend --all` runs it); each timed, and the peak RSS over all
 three. Each prints one JSON line, with the peak RSS.
 """
@@ -125,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
     """One epoch of fit with its validation, then every customer's top-10: seconds of each and the peak RSS."""
     from core.fit import fit
 
-    config = build_config({"epochs": 1, "patience": 0, "val_sample": args.val_sample, "threads": args.threads})
+    config = build_config({"epochs": 1, "patience": 0, "val_sample": args.val_sample, "threads": args.threads,
+                           "loss": "auto"})
     began = time.perf_counter()
     data = dataclasses.replace(random_log(args.items, args.customers, args.events), settings=config.data_settings())
     out = {"what": "run", "items": data.n_items, "items_in_log": len(np.unique(data.items)),

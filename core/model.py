@@ -118,12 +118,10 @@ class LSTMRecommender(nn.Module):
 
     def pair_counts(self, source: torch.Tensor, follower: torch.Tensor) -> torch.Tensor:
         """How often `follower` followed `source` in training, elementwise over broadcast index tensors."""
-        n = len(self.markov_indptr) - 1
         if len(self.markov_follower) == 0:
             return torch.zeros(torch.broadcast_shapes(source.shape, follower.shape), device=source.device)
-        sources = torch.repeat_interleave(torch.arange(n, device=source.device), torch.diff(self.markov_indptr))
-        keys = sources * n + self.markov_follower  # (P,) sorted: by source, then follower (markov_table's order)
-        query = source * n + follower
+        keys = self._markov_keys()
+        query = source * (len(self.markov_indptr) - 1) + follower
         at = torch.searchsorted(keys, query).clamp_(max=len(keys) - 1)
         return torch.where(keys[at] == query, self.markov_count[at], torch.zeros((), device=source.device))
 
@@ -172,13 +170,27 @@ class LSTMRecommender(nn.Module):
         return torch.log1p(self.markov_count[index] / self.blend_log_prior[self.markov_follower[index]].exp())
 
     def _followers(self, last: torch.Tensor, lo: int = 0, hi: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(row, index into the table) of every transition out of each row's last item to an item in lo..hi - 1."""
-        rows, index = concat_ranges(self.markov_indptr[last], self.markov_indptr[last + 1] - self.markov_indptr[last])
+        """(row, index into the table) of every transition out of each row's last item to an item in lo..hi - 1.
+        A block's range is found by binary search in each row's sorted followers: scanning them all for every
+        block made ranking a 1M-item catalogue quadratic in a popular item's followers."""
         if lo == 0 and hi is None:
-            return rows, index
-        follower = self.markov_follower[index]
-        inside = (follower >= lo) & (follower < (len(self.markov_indptr) - 1 if hi is None else hi))
-        return rows[inside], index[inside]
+            return concat_ranges(self.markov_indptr[last], self.markov_indptr[last + 1] - self.markov_indptr[last])
+        n = len(self.markov_indptr) - 1
+        keys = self._markov_keys()
+        first = torch.searchsorted(keys, last * n + lo)
+        return concat_ranges(first, torch.searchsorted(keys, last * n + (n if hi is None else hi)) - first)
+
+    def _markov_keys(self) -> torch.Tensor:
+        """(P,) source * (N + 1) + follower of every transition: ascending (markov_table's order: by source, then
+        follower). Kept until the table's tensors are replaced or written to."""
+        stamp = (self.markov_indptr, self.markov_follower, self.markov_indptr._version, self.markov_follower._version)
+        cached = self.__dict__.get("_markov_keys_cache")
+        if cached is None or cached[0][0] is not stamp[0] or cached[0][1] is not stamp[1] or cached[0][2:] != stamp[2:]:
+            n = len(self.markov_indptr) - 1
+            sources = torch.repeat_interleave(torch.arange(n, device=self.markov_indptr.device),
+                                              torch.diff(self.markov_indptr))
+            self.__dict__["_markov_keys_cache"] = cached = (stamp, sources * n + self.markov_follower)
+        return cached[1]
 
     def transition_counts(self, last: torch.Tensor, lo: int = 0, hi: int | None = None) -> torch.Tensor:
         """(M,) items -> (M, hi - lo) how often each item of lo..hi - 1 (default: all) followed it in training."""

@@ -181,3 +181,24 @@ def test_row_logsumexp_is_torchs_logsumexp_with_rows_of_minus_and_plus_infinity(
     assert got[1] == float("-inf") and got[3] == float("inf")
     assert torch.allclose(got, expected, rtol=1e-6, atol=0)
     assert torch.equal(row_logsumexp(block), got)
+
+
+def test_a_blocks_followers_are_the_whole_rows_followers_in_its_range_and_follow_a_new_table():
+    model = build_model(N_ITEMS, 4, 6, 1, 0.0, markov_blend=True)
+    rng = np.random.default_rng(0)
+    pairs = np.unique(rng.integers(1, N_ITEMS + 1, 40) * (N_ITEMS + 1) + rng.integers(1, N_ITEMS + 1, 40))
+    source, follower = pairs // (N_ITEMS + 1), pairs % (N_ITEMS + 1)
+    indptr = np.searchsorted(source, np.arange(N_ITEMS + 2))
+    model.set_markov_table(indptr, follower, np.ones(len(pairs)), np.ones(N_ITEMS + 1))
+    last = torch.tensor([1, 4, 4, 0, N_ITEMS, 7])
+
+    def expected(lo, hi):
+        rows, index = model._followers(last)
+        inside = (model.markov_follower[index] >= lo) & (model.markov_follower[index] < hi)
+        return rows[inside].tolist(), index[inside].tolist()
+
+    for lo, hi in [(0, 3), (3, 4), (4, N_ITEMS + 1), (2, 2)]:
+        rows, index = model._followers(last, lo, hi)
+        assert (rows.tolist(), index.tolist()) == expected(lo, hi)
+    model.set_markov_table(indptr[:1].repeat(N_ITEMS + 2), follower[:0], np.ones(0), np.ones(N_ITEMS + 1))
+    assert model._followers(last, 0, 5)[0].tolist() == []  # the cached search keys went with the old table
