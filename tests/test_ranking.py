@@ -9,7 +9,13 @@ from core.errors import ConfigError
 from core.evaluation import evaluate_variants, markov_blend_scorer, model_scorer
 from core.metrics import metric_sums
 from core.model import build_model
-from core.ranking import AtLeastCounter, Pairs, dense_scores, row_logsumexp, top_k_blocked
+from core.ranking import (
+    AtLeastCounter,
+    Pairs,
+    dense_scores,
+    row_logsumexp,
+    top_k_blocked,
+)
 from core.recommend import top_k_items
 from core.tensors import EvalTargets, sample_targets
 
