@@ -1,14 +1,18 @@
 """ASHA schedules compared on the learning curves of one search whose trials all ran to their end.
 
-    python bench/asha_replay.py bench/out/searches/<fifo-search> [--concurrency 2] [--schedules 2/3 4/3 6/3 2/4]
+    python bench/asha_replay.py bench/out/searches/<fifo-search> [--concurrency 2] [--schedules 2/3 4/3 6/3 120s/3]
+        [--trials 12]
 
 Run the search once with `--scheduler fifo` (every trial trains until its patience or the epoch cap ends it),
 then replay its trials through Ray's own ASHA scheduler under several (grace period / reduction factor)
 schedules: trials start in the order they did, `--concurrency` at a time, each epoch taking the seconds it
 took; when ASHA stops a trial, its slot takes the next one. Printed per schedule: trial-seconds and
 trial-epochs used, the simulated wall time, the best validation value reached, and whether the search's best
-trial survived. The proposals are held fixed (TPE saw full curves in the FIFO run, a real ASHA run would
-steer it slightly differently); what is compared is which trials each schedule lets show their peak.
+trial survived. A schedule `120s/3` sets its milestones in trial-seconds instead of epochs (grace period 120 s
+of training and validation; max_t the longest trial's seconds). `--trials N` replays the first N trials only
+(what an N-sample search of the same searcher would have proposed). The proposals are held fixed (TPE saw
+full curves in the FIFO run, a real ASHA run would steer it slightly differently); what is compared is which
+trials each schedule lets show their peak.
 """
 from __future__ import annotations
 
@@ -33,11 +37,12 @@ def curves(folder: Path, metric: str) -> list[pd.DataFrame]:
     return sorted(out, key=lambda f: f["started"].iloc[0])
 
 
-def replay(trials: list[pd.DataFrame], metric: str, grace: int, factor: float, max_t: int,
-           concurrency: int) -> dict[str, float]:
-    """Trials through Ray's ASHA, `concurrency` at a time, each epoch taking its recorded seconds."""
+def replay(trials: list[pd.DataFrame], metric: str, grace: float, factor: float, max_t: float,
+           concurrency: int, time_attr: str = "training_iteration") -> dict[str, float]:
+    """Trials through Ray's ASHA, `concurrency` at a time, each epoch taking its recorded seconds; milestones
+    in epochs (time_attr training_iteration) or in a trial's seconds so far (time_total_s)."""
     asha = AsyncHyperBandScheduler(metric=metric, mode="max", max_t=max_t, grace_period=grace,
-                                   reduction_factor=factor)
+                                   reduction_factor=factor, time_attr=time_attr)
     pending, running, seconds, epochs, best = list(enumerate(trials)), [], 0.0, 0, {}
     clock = 0.0
 
@@ -53,6 +58,7 @@ def replay(trials: list[pd.DataFrame], metric: str, grace: int, factor: float, m
         clock, index, row, trial = heapq.heappop(running)
         frame = trials[index]
         result = {"training_iteration": int(frame["training_iteration"].iloc[row]),
+                  "time_total_s": float(frame["time_this_iter_s"].iloc[:row + 1].sum()),
                   metric: float(frame[metric].iloc[row])}
         seconds += float(frame["time_this_iter_s"].iloc[row])
         epochs += 1
@@ -76,18 +82,26 @@ def main() -> None:
     parser.add_argument("--metric", default="val_ndcg@5")
     parser.add_argument("--max-t", type=int, default=None, help="ASHA's max_t (default: the longest trial)")
     parser.add_argument("--schedules", nargs="+", default=["2/3", "1/4", "4/3", "6/3", "3/2", "8/2"],
-                        help="grace_period/reduction_factor pairs")
+                        help="grace_period/reduction_factor pairs; a grace period ending in s is in trial-seconds")
+    parser.add_argument("--trials", type=int, help="replay the first N trials only (default: all)")
     args = parser.parse_args()
-    trials = curves(args.search, args.metric)
+    trials = curves(args.search, args.metric)[:args.trials]
     max_t = args.max_t or max(int(f["training_iteration"].max()) for f in trials)
+    max_s = max(float(f["time_this_iter_s"].sum()) for f in trials)
     fifo = replay(trials, args.metric, max_t, 2, max_t, args.concurrency)  # a grace period of max_t stops nothing
     peaks = [int(f["training_iteration"].iloc[f[args.metric].argmax()]) for f in trials]
     print(f"{args.search.name}: {len(trials)} trials, peak epochs {sorted(peaks)}, {args.concurrency} at a time")
     print("| schedule | trial-seconds | share of FIFO | trial-epochs | simulated wall (s) | best val | best trial kept |\n"
           "| --- | --- | --- | --- | --- | --- | --- |")
-    for label, row in [("FIFO", fifo)] + [(f"ASHA {s}", replay(trials, args.metric, int(s.split("/")[0]),
-                                                                 float(s.split("/")[1]), max_t, args.concurrency))
-                                          for s in args.schedules]:
+
+    def asha(schedule: str) -> dict[str, float]:
+        grace, factor = schedule.split("/")
+        if grace.endswith("s"):
+            return replay(trials, args.metric, float(grace[:-1]), float(factor), max_s, args.concurrency,
+                          time_attr="time_total_s")
+        return replay(trials, args.metric, int(grace), float(factor), max_t, args.concurrency)
+
+    for label, row in [("FIFO", fifo)] + [(f"ASHA {s}", asha(s)) for s in args.schedules]:
         print(f"| {label} | {row['trial_seconds']:.0f} | {row['trial_seconds'] / fifo['trial_seconds']:.0%} | "
               f"{row['trial_epochs']} | {row['wall_seconds']:.0f} | {row['best']:.4f} | "
               f"{'yes' if row['kept_best'] else 'no'} |")

@@ -40,9 +40,9 @@ def measure(log: str, losses: list[str], batches: int, rounds: int, epoch: bool,
     from core.config import build_config, resolve_config
     from core.data import prepare_data
     from core.epoch import train_epoch
-    from core.losses import build_loss, resolve_item_updates
+    from core.losses import build_loss
     from core.model import build_model
-    from core.optim import build_optimizer
+    from core.optim import build_optimizer, lazy_item_updates
     from core.sources import load_synthetic
     from core.split import TRAIN
     from core.tensors import TrainingSamples, training_samples
@@ -69,7 +69,7 @@ def measure(log: str, losses: list[str], batches: int, rounds: int, epoch: bool,
     runs = {}
     for name in losses:  # a loss, or a sampled loss and its item tables' updates: sampled:dense, sampled:lazy
         loss, _, item_updates = name.partition(":")
-        lazy = loss != "full" and resolve_item_updates(item_updates or config.item_updates, data.n_items) == "lazy"
+        lazy = loss != "full" and lazy_item_updates(item_updates or config.item_updates, data.n_items)
         torch.manual_seed(config.seed)
         model = build_model(data.n_items, config.embed_dim, config.hidden_dim, config.num_layers, config.dropout,
                             embed_dropout=config.embed_dropout)
@@ -78,15 +78,19 @@ def measure(log: str, losses: list[str], batches: int, rounds: int, epoch: bool,
                                                    config.gbce_t, torch.device("cpu")))
     draw = torch.Generator().manual_seed(0)
 
-    def train_steps(loss: str, steps: int) -> float:
+    def timed_epoch(loss: str, epoch_samples: TrainingSamples) -> float:
+        """Seconds of one train_epoch over `epoch_samples` with this loss's model, optimiser and loss."""
         model, optimizer, loss_fn = runs[loss]
+        began = time.perf_counter()
+        train_epoch(model, optimizer, epoch_samples, batch_size=config.batch_size,
+                    generator=torch.Generator().manual_seed(0), by_length=config.batch_by_length, loss=loss_fn)
+        return time.perf_counter() - began
+
+    def train_steps(loss: str, steps: int) -> float:
         rows = torch.randint(len(samples), (steps * config.batch_size,), generator=draw)
         subset = TrainingSamples(items=samples.items, starts=samples.starts[rows], lengths=samples.lengths[rows],
                                  loss_from=samples.loss_from[rows], mode=samples.mode)
-        began = time.perf_counter()
-        train_epoch(model, optimizer, subset, batch_size=config.batch_size, generator=torch.Generator().manual_seed(0),
-                    by_length=config.batch_by_length, loss=loss_fn)
-        return (time.perf_counter() - began) / steps
+        return timed_epoch(loss, subset) / steps
 
     for loss in losses:
         train_steps(loss, 1)  # warm-up: first-call allocations stay out of the timing
@@ -99,19 +103,11 @@ def measure(log: str, losses: list[str], batches: int, rounds: int, epoch: bool,
         out[loss] = {"seconds_per_batch": seconds, "rounds": per_batch[loss],
                      "seconds_per_epoch_extrapolated": seconds * out["batches_per_epoch"]}
     if epoch:
-        model, optimizer, loss_fn = runs[losses[-1]]
-        began = time.perf_counter()
-        train_epoch(model, optimizer, samples, batch_size=config.batch_size, generator=torch.Generator().manual_seed(0),
-                    by_length=config.batch_by_length, loss=loss_fn)
-        out[losses[-1]]["seconds_one_epoch"] = time.perf_counter() - began
+        out[losses[-1]]["seconds_one_epoch"] = timed_epoch(losses[-1], samples)
     whole = {loss: [] for loss in losses}
     for _ in range(whole_epochs):  # whole epochs, as training runs them (batches by length), alternated
         for loss in losses:
-            model, optimizer, loss_fn = runs[loss]
-            began = time.perf_counter()
-            train_epoch(model, optimizer, samples, batch_size=config.batch_size,
-                        generator=torch.Generator().manual_seed(0), by_length=config.batch_by_length, loss=loss_fn)
-            whole[loss].append(time.perf_counter() - began)
+            whole[loss].append(timed_epoch(loss, samples))
     for loss in losses:
         if whole[loss]:
             out[loss].update(seconds_whole_epoch=statistics.median(whole[loss]), whole_epochs=whole[loss])

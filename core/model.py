@@ -99,10 +99,11 @@ class LSTMRecommender(nn.Module):
                          candidate_offset: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(M, H) hidden states, (S,) candidate items shared by all rows, (M,) targets -> ((M,) the targets'
         logits, (M, S) the candidates'): the columns of `logits` a sampled loss needs, without the (M, N + 1)
-        block. The Markov residual is added as in `logits` (the target's own pair left out). candidate_offset:
-        (S,) added to the candidates' logits inside the matrix product (a log-Q correction costs no extra pass)."""
+        block. last: (M,) each row's last item, read only by the Markov residual, which is added as in `logits`
+        (the target's own pair left out). candidate_offset: (S,) added to the candidates' logits inside the
+        matrix product (a log-Q correction costs no extra pass)."""
         hidden = self.dropout(hidden)
-        # one gather of the rows needed; sparse_item_grads: a row-sparse gradient (lazy Adam, core.optim)
+        # one gather of the rows needed; a sparse embedding asks for a row-sparse gradient (lazy Adam, core.optim)
         rows = F.embedding(torch.cat([targets, candidates]), self.output.weight, sparse=self.embedding.sparse)
         target_rows, candidate_rows = rows[:len(targets)], rows[len(targets):]  # (M, H), (S, H)
         bias = self.output.bias

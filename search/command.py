@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 FIXED_ON_RESUME = ("data", "config", "overrides", "space", "max_epochs", "seed", "scheduler",
                    "cpus_per_trial", "gpus_per_trial", "concurrency", "warm_start", "mlflow", "grace_period",
-                   "reduction_factor")
+                   "reduction_factor", "startup_trials")
 
 
 def parse_args(argv: list[str] | None = None, description: str | None = None) -> argparse.Namespace:
@@ -69,6 +69,9 @@ def parse_args(argv: list[str] | None = None, description: str | None = None) ->
                         help="ASHA: epochs every trial runs before it can be stopped (default: the space file's)")
     parser.add_argument("--reduction-factor", type=float,
                         help="ASHA: 1 in this many trials goes on at each rung (default: the space file's)")
+    parser.add_argument("--startup-trials", type=int,
+                        help="Optuna TPE: trials drawn at random, the base config included, before TPE models "
+                             "the rest (default: the space file's)")
     parser.add_argument("--connect-timeout", type=float, default=DEFAULT_CONNECT_TIMEOUT_S,
                         help=f"with --address: seconds to reach the cluster before giving up "
                              f"(default {DEFAULT_CONNECT_TIMEOUT_S:g})")
@@ -124,7 +127,7 @@ def new_plan(args: argparse.Namespace) -> SearchPlan:
         config = dataclasses.replace(config, data=str(Path(config.data).resolve()))
     spec = load_search_spec(args.space, config, max_epochs=args.max_epochs, seed=args.seed,
                             scheduler=args.scheduler, grace_period=args.grace_period,
-                            reduction_factor=args.reduction_factor)
+                            reduction_factor=args.reduction_factor, startup_trials=args.startup_trials)
     name = args.name or datetime.now().strftime("search-%Y%m%d-%H%M%S")
     storage, folder = experiment_folder(args.storage, name)
     if args.mlflow is not None:

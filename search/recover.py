@@ -37,7 +37,8 @@ def replace_searcher_state(plan: SearchPlan, spec: SearchSpec, damaged: list[str
             warm = load_warm_start(plan.folder, spec)
         except ConfigError:  # no finished trial yet: a fresh sampler
             warm = None
-    searcher = searcher_for(spec.settings.seed, None, warm, journal, journal_study_name(journal, plan.name))
+    searcher = searcher_for(spec.settings.seed, None, warm, journal, journal_study_name(journal, plan.name),
+                            spec.settings.startup_trials)
     with journal_at(journal):
         searcher.set_search_properties(spec.settings.metric, spec.settings.mode, spec.domains())
     # trials Tune resumes were proposed by the lost sampler: their ends are not told to the new one

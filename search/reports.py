@@ -130,7 +130,8 @@ def _effort_lines(table: pd.DataFrame, plan: SearchPlan, spec: SearchSpec, facts
                  if settings.scheduler == "asha" else "FIFO (no early stopping), ")
     return [
         f"Objective: {settings.metric} ({settings.mode}); {scheduler}at most {settings.max_epochs} epochs; "
-        f"Optuna TPE seed {settings.seed}; {plan.concurrency} trials at a time, {plan.cpus_per_trial} CPU and "
+        f"Optuna TPE seed {settings.seed}, {settings.startup_trials} start-up trials; {plan.concurrency} trials "
+        f"at a time, {plan.cpus_per_trial} CPU and "
         f"{plan.gpus_per_trial} GPU each.",
         f"Trials: {counts.get(STATUS_COMPLETED, 0)} completed, {counts.get(STATUS_PLATEAUED, 0)} plateaued "
         f"(patience), {counts.get(STATUS_STOPPED, 0)} early-stopped (ASHA), "

@@ -27,6 +27,7 @@ class SearchSettings:
     grace_period: int = 2         # ASHA: epochs before a trial can be stopped
     reduction_factor: float = 3   # ASHA: 1 in this many goes on at each rung
     seed: int = 0                 # Optuna TPE sampler seed
+    startup_trials: int = 10      # TPE: trials sampled at random (the base config counts) before TPE models them
 
 
 SETTING_NAMES = tuple(f.name for f in dataclasses.fields(SearchSettings))
@@ -100,7 +101,7 @@ def _did_you_mean(key: str, valid: Iterable[str]) -> str:
 
 def load_search_spec(path: str | Path | None, base: Config, max_epochs: int | None = None,
                      seed: int | None = None, scheduler: str | None = None, grace_period: int | None = None,
-                     reduction_factor: float | None = None) -> SearchSpec:
+                     reduction_factor: float | None = None, startup_trials: int | None = None) -> SearchSpec:
     """Read and check a space file against the base config; report every problem in one ConfigError."""
     path = Path(path) if path is not None else DEFAULT_SPACE_PATH
     raw = load_yaml(path)
@@ -127,6 +128,8 @@ def load_search_spec(path: str | Path | None, base: Config, max_epochs: int | No
         settings["grace_period"] = grace_period
     if reduction_factor is not None:
         settings["reduction_factor"] = reduction_factor
+    if startup_trials is not None:
+        settings["startup_trials"] = startup_trials
     problems += _check_search_settings(settings, base)
     space = {}
     raw_space = raw.get("space")
@@ -150,10 +153,10 @@ def reported_metrics(config: Config) -> list[str]:
 
 def _check_search_settings(settings: dict[str, Any], base: Config) -> list[str]:
     problems = []
-    for key in ("max_epochs", "grace_period", "seed"):
-        value = settings[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "seed" else 1):
-            problems.append(f"search.{key}: expected a {'non-negative' if key == 'seed' else 'positive'} "
+    for key in ("max_epochs", "grace_period", "seed", "startup_trials"):
+        value, least = settings[key], 0 if key in ("seed", "startup_trials") else 1
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            problems.append(f"search.{key}: expected a {'non-negative' if least == 0 else 'positive'} "
                             f"integer, got {value!r}")
     factor = settings["reduction_factor"]
     if isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor <= 1:

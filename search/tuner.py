@@ -26,7 +26,7 @@ from search.connect import DEFAULT_CONNECT_TIMEOUT_S, join_cluster, loopback_onl
 from search.endings import TrialErrorLine
 from search.integrity import SealPickles
 from search.plan import SearchPlan
-from search.space import SearchSpec
+from search.space import SearchSettings, SearchSpec
 from search.study import JOURNAL_FILE, FolderStudySearch, journal_at, set_budget
 from search.tracking import allow_file_store, require_mlflow
 from search.trainable import train_trial
@@ -98,7 +98,7 @@ def build_tuner(plan: SearchPlan, config: Config, spec: SearchSpec, trainable: A
         log.warning("the base config lies outside the search space; it is not evaluated first")
         start = None
     searcher = searcher_for(settings.seed, [start] if start else None, warm,
-                            Path(plan.folder) / JOURNAL_FILE, plan.name)
+                            Path(plan.folder) / JOURNAL_FILE, plan.name, settings.startup_trials)
     param_space = {**config.to_dict(), "epochs": settings.max_epochs,
                    **spec.domains()}
     scheduler = ResumableASHA(max_t=settings.max_epochs, grace_period=settings.grace_period,
@@ -138,10 +138,11 @@ def tune_callbacks(uri: str | None, experiment: str) -> list[Any]:
 
 
 def searcher_for(seed: int, first: list[dict[str, Any]] | None, warm: WarmStart | None, journal: Path,
-                 study_name: str) -> OptunaSearch:
-    """Optuna's TPE, seeded, its study in the journal file; told a warm start's trials (with their values),
-    else evaluating `first` first."""
-    study = dict(journal=journal, study_name=study_name, sampler=TPESampler(seed=seed))
+                 study_name: str, startup_trials: int = SearchSettings.startup_trials) -> OptunaSearch:
+    """Optuna's TPE, seeded, drawing `startup_trials` at random first, its study in the journal file; told a
+    warm start's trials (with their values), else evaluating `first` first."""
+    sampler = TPESampler(seed=seed, n_startup_trials=startup_trials)
+    study = dict(journal=journal, study_name=study_name, sampler=sampler)
     if warm is not None:
         log.info("warm start: Optuna learns %d trials of %s first", len(warm.points), warm.source)
         return FolderStudySearch(**study, points_to_evaluate=warm.points, evaluated_rewards=warm.rewards)

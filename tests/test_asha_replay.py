@@ -9,9 +9,9 @@ asha_replay = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(asha_replay)
 
 
-def write_trial(folder: Path, name: str, started: float, values: list[float]) -> None:
+def write_trial(folder: Path, name: str, started: float, values: list[float], seconds: float = 1.0) -> None:
     (folder / name).mkdir(parents=True)
-    rows = [{"training_iteration": i, "val_ndcg@5": v, "time_this_iter_s": 1.0, "timestamp": started + i}
+    rows = [{"training_iteration": i, "val_ndcg@5": v, "time_this_iter_s": seconds, "timestamp": started + i * seconds}
             for i, v in enumerate(values, 1)]
     (folder / name / "result.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
@@ -25,3 +25,14 @@ def test_a_slow_starter_is_stopped_by_an_early_rung_and_kept_by_a_late_one(tmp_p
     late = asha_replay.replay(trials, "val_ndcg@5", grace=4, factor=2, max_t=4, concurrency=1)
     assert (late["trial_epochs"], late["best"], late["kept_best"]) == (8, 0.40, True)
     assert late["trial_seconds"] == 8.0 and late["wall_seconds"] == 8.0
+
+
+def test_milestones_in_seconds_judge_a_slow_trial_after_fewer_epochs(tmp_path):
+    write_trial(tmp_path, "quick", 0, [0.30, 0.31, 0.32, 0.32])
+    write_trial(tmp_path, "slow", 10, [0.10, 0.20, 0.35, 0.40], seconds=3.0)  # 3 s per epoch
+    trials = asha_replay.curves(tmp_path, "val_ndcg@5")
+    by_epoch = asha_replay.replay(trials, "val_ndcg@5", grace=3, factor=2, max_t=4, concurrency=1)
+    assert (by_epoch["trial_epochs"], by_epoch["trial_seconds"], by_epoch["kept_best"]) == (8, 16.0, True)
+    by_seconds = asha_replay.replay(trials, "val_ndcg@5", grace=3.0, factor=2, max_t=12.0, concurrency=1,
+                                    time_attr="time_total_s")  # slow's first rung comes after its first epoch
+    assert (by_seconds["trial_epochs"], by_seconds["trial_seconds"], by_seconds["best"]) == (5, 7.0, 0.32)
