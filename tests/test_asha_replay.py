@@ -36,3 +36,16 @@ def test_milestones_in_seconds_judge_a_slow_trial_after_fewer_epochs(tmp_path):
     by_seconds = asha_replay.replay(trials, "val_ndcg@5", grace=3.0, factor=2, max_t=12.0, concurrency=1,
                                     time_attr="time_total_s")  # slow's first rung comes after its first epoch
     assert (by_seconds["trial_epochs"], by_seconds["trial_seconds"], by_seconds["best"]) == (5, 7.0, 0.32)
+
+
+def test_jittered_orders_scale_only_the_seconds_within_the_spread_and_repeat_by_seed(tmp_path):
+    write_trial(tmp_path, "a", 0, [0.1, 0.2, 0.3], seconds=10.0)
+    write_trial(tmp_path, "b", 5, [0.3, 0.2], seconds=10.0)
+    trials = asha_replay.curves(tmp_path, "val_ndcg@5")
+    first, again, other = (asha_replay.jittered(trials, seed) for seed in (1, 1, 2))
+    for version in (first, other):
+        for frame, original in zip(version, trials, strict=True):
+            assert frame["val_ndcg@5"].tolist() == original["val_ndcg@5"].tolist()
+            assert ((frame["time_this_iter_s"] >= 9.0) & (frame["time_this_iter_s"] <= 11.0)).all()
+    assert [f["time_this_iter_s"].tolist() for f in first] == [f["time_this_iter_s"].tolist() for f in again]
+    assert [f["time_this_iter_s"].tolist() for f in first] != [f["time_this_iter_s"].tolist() for f in other]
