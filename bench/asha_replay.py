@@ -35,6 +35,8 @@ def curves(folder: Path, metric: str) -> list[pd.DataFrame]:
     out = []
     for path in folder.glob("*/result.json"):
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        if not rows:  # a trial that had not finished an epoch
+            continue
         frame = pd.DataFrame(rows).drop_duplicates("training_iteration", keep="last")
         frame["started"] = frame["timestamp"].iloc[0] - frame["time_this_iter_s"].iloc[0]
         out.append(frame[["training_iteration", metric, "time_this_iter_s", "started"]])
