@@ -26,6 +26,10 @@ FIXED_ON_RESUME = ("data", "config", "overrides", "space", "max_epochs", "seed",
                    "reduction_factor", "startup_trials")
 
 
+# search settings a flag sets over the space file's
+SEARCH_FLAGS = ("max_epochs", "seed", "scheduler", "grace_period", "reduction_factor", "startup_trials")
+
+
 def parse_args(argv: list[str] | None = None, description: str | None = None) -> argparse.Namespace:
     """The flags of python -m search.run (its --help shows `description`), checked together."""
     parser = argparse.ArgumentParser(prog="python -m search.run", description=description,
@@ -125,9 +129,7 @@ def new_plan(args: argparse.Namespace) -> SearchPlan:
     config = resolve_config(args.config, overrides)
     if config.data_format != "synthetic":  # trials and retraining may run elsewhere: keep an absolute path
         config = dataclasses.replace(config, data=str(Path(config.data).resolve()))
-    spec = load_search_spec(args.space, config, max_epochs=args.max_epochs, seed=args.seed,
-                            scheduler=args.scheduler, grace_period=args.grace_period,
-                            reduction_factor=args.reduction_factor, startup_trials=args.startup_trials)
+    spec = load_search_spec(args.space, config, {key: getattr(args, key) for key in SEARCH_FLAGS})
     name = args.name or datetime.now().strftime("search-%Y%m%d-%H%M%S")
     storage, folder = experiment_folder(args.storage, name)
     if args.mlflow is not None:

@@ -99,10 +99,9 @@ def _did_you_mean(key: str, valid: Iterable[str]) -> str:
     return f"did you mean {close[0]}? " if close else ""
 
 
-def load_search_spec(path: str | Path | None, base: Config, max_epochs: int | None = None,
-                     seed: int | None = None, scheduler: str | None = None, grace_period: int | None = None,
-                     reduction_factor: float | None = None, startup_trials: int | None = None) -> SearchSpec:
-    """Read and check a space file against the base config; report every problem in one ConfigError."""
+def load_search_spec(path: str | Path | None, base: Config, flags: dict[str, Any] | None = None) -> SearchSpec:
+    """Read and check a space file against the base config, search settings given as flags (None: the file's)
+    over the file's; report every problem in one ConfigError."""
     path = Path(path) if path is not None else DEFAULT_SPACE_PATH
     raw = load_yaml(path)
     problems = [f"{key}: unknown section ({_did_you_mean(str(key), ('search', 'space'))}expected search and space)"
@@ -118,18 +117,7 @@ def load_search_spec(path: str | Path | None, base: Config, max_epochs: int | No
                             f"valid: {', '.join(SETTING_NAMES)})")
         else:
             settings[key] = value
-    if max_epochs is not None:
-        settings["max_epochs"] = max_epochs
-    if seed is not None:
-        settings["seed"] = seed
-    if scheduler is not None:
-        settings["scheduler"] = scheduler
-    if grace_period is not None:
-        settings["grace_period"] = grace_period
-    if reduction_factor is not None:
-        settings["reduction_factor"] = reduction_factor
-    if startup_trials is not None:
-        settings["startup_trials"] = startup_trials
+    settings.update({key: value for key, value in (flags or {}).items() if value is not None})
     problems += _check_search_settings(settings, base)
     space = {}
     raw_space = raw.get("space")
