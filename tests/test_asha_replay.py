@@ -46,6 +46,6 @@ def test_jittered_orders_scale_only_the_seconds_within_the_spread_and_repeat_by_
     for version in (first, other):
         for frame, original in zip(version, trials, strict=True):
             assert frame["val_ndcg@5"].tolist() == original["val_ndcg@5"].tolist()
-            assert ((frame["time_this_iter_s"] >= 9.0) & (frame["time_this_iter_s"] <= 11.0)).all()
+            assert ((frame["time_this_iter_s"] >= 8.1) & (frame["time_this_iter_s"] <= 12.1)).all()
     assert [f["time_this_iter_s"].tolist() for f in first] == [f["time_this_iter_s"].tolist() for f in again]
     assert [f["time_this_iter_s"].tolist() for f in first] != [f["time_this_iter_s"].tolist() for f in other]
