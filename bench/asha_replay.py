@@ -13,9 +13,9 @@ of training and validation; max_t the longest trial's seconds). `--trials N` rep
 (what an N-sample search of the same searcher would have proposed). A rung's first arrival always goes on,
 so the order in which trials reach a rung decides early cuts: `--orders K` replays each schedule K times,
 every trial's and every epoch's seconds jittered by +-10% after the first, and prints medians and how often
-the best trial was kept. The proposals are held fixed (TPE saw
-full curves in the FIFO run, a real ASHA run would steer it slightly differently); what is compared is which
-trials each schedule lets show their peak.
+the best trial was kept. The proposals are held fixed (TPE saw full curves in the FIFO run; a real ASHA run
+tells TPE the values of the trials it cuts, and on Beauty that steered it elsewhere: bench/HISTORY.md); what
+is compared is which trials each schedule lets show their peak.
 """
 from __future__ import annotations
 
@@ -61,6 +61,7 @@ def replay(trials: list[pd.DataFrame], metric: str, grace: float, factor: float,
     asha = AsyncHyperBandScheduler(metric=metric, mode="max", max_t=max_t, grace_period=grace,
                                    reduction_factor=factor, time_attr=time_attr)
     pending, running, seconds, epochs, best = list(enumerate(trials)), [], 0.0, 0, {}
+    totals = [frame["time_this_iter_s"].cumsum() for frame in trials]  # each trial's seconds so far
     clock = 0.0
 
     def start(now: float) -> None:
@@ -75,7 +76,7 @@ def replay(trials: list[pd.DataFrame], metric: str, grace: float, factor: float,
         clock, index, row, trial = heapq.heappop(running)
         frame = trials[index]
         result = {"training_iteration": int(frame["training_iteration"].iloc[row]),
-                  "time_total_s": float(frame["time_this_iter_s"].iloc[:row + 1].sum()),
+                  "time_total_s": float(totals[index].iloc[row]),
                   metric: float(frame[metric].iloc[row])}
         seconds += float(frame["time_this_iter_s"].iloc[row])
         epochs += 1
@@ -136,6 +137,7 @@ def main() -> None:
     for label, row in rows:
         print(f"| {label} | {row['trial_seconds']:.0f} | {row['trial_seconds'] / fifo['trial_seconds']:.0%} | "
               f"{row['trial_epochs']:.0f} | {row['wall_seconds']:.0f} | {row['best']:.4f} | {row['kept']} |")
+
 
 if __name__ == "__main__":
     main()

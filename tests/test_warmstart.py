@@ -39,8 +39,7 @@ def test_finished_trials_inside_todays_space_are_carried_over_with_their_values(
 
 
 def test_the_searcher_draws_the_start_up_trials_it_is_given(tmp_path):
-    space = SearchSpec(space={"lr": {"loguniform": [0.001, 0.01]}}, settings=SearchSettings(startup_trials=3))
-    searcher = searcher_for(0, None, None, tmp_path / "optuna.journal", "s", space.settings.startup_trials)
+    searcher = searcher_for(0, None, None, tmp_path / "optuna.journal", "s", startup_trials=3)
     assert searcher._sampler._n_startup_trials == 3
     assert searcher_for(0, None, None, tmp_path / "o.journal", "t")._sampler._n_startup_trials == 10
 
