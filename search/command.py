@@ -23,11 +23,12 @@ log = logging.getLogger(__name__)
 
 FIXED_ON_RESUME = ("data", "config", "overrides", "space", "max_epochs", "seed", "scheduler",
                    "cpus_per_trial", "gpus_per_trial", "concurrency", "warm_start", "mlflow", "grace_period",
-                   "reduction_factor", "startup_trials")
+                   "reduction_factor", "startup_trials", "keep_base")
 
 
 # search settings a flag sets over the space file's
-SEARCH_FLAGS = ("max_epochs", "seed", "scheduler", "grace_period", "reduction_factor", "startup_trials")
+SEARCH_FLAGS = ("max_epochs", "seed", "scheduler", "grace_period", "reduction_factor", "startup_trials",
+                "keep_base")
 
 
 def parse_args(argv: list[str] | None = None, description: str | None = None) -> argparse.Namespace:
@@ -76,6 +77,9 @@ def parse_args(argv: list[str] | None = None, description: str | None = None) ->
     parser.add_argument("--startup-trials", type=int,
                         help="Optuna TPE: trials drawn at random, the base config included, before TPE models "
                              "the rest (default: the space file's)")
+    parser.add_argument("--keep-base", action=argparse.BooleanOptionalAction, default=None,
+                        help="ASHA never stops the base config's trial; patience still ends it (default: the space "
+                             "file's)")
     parser.add_argument("--connect-timeout", type=float, default=DEFAULT_CONNECT_TIMEOUT_S,
                         help=f"with --address: seconds to reach the cluster before giving up "
                              f"(default {DEFAULT_CONNECT_TIMEOUT_S:g})")
@@ -159,7 +163,8 @@ def resumed_plan(args: argparse.Namespace) -> SearchPlan:
     if not (folder / PLAN_FILE).is_file():
         raise ConfigError(f"no search to resume at {folder} ({PLAN_FILE} is missing); "
                           "start one without --resume")
-    fixed = [f"--{k.replace('_', '-')}" for k in FIXED_ON_RESUME if getattr(args, k) not in (None, [])]
+    fixed = [f"--{'no-' if getattr(args, k) is False else ''}{k.replace('_', '-')}" for k in FIXED_ON_RESUME
+             if getattr(args, k) not in (None, [])]
     if fixed:
         raise ConfigError(f"a resumed search keeps its settings; drop {', '.join(fixed)} "
                           f"(they are in {folder / PLAN_FILE})")

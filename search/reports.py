@@ -126,7 +126,8 @@ def _effort_lines(table: pd.DataFrame, plan: SearchPlan, spec: SearchSpec, facts
     counts = table["status"].value_counts() if len(table) else pd.Series(dtype=int)
     used = int(table["epochs_run"].sum()) if len(table) else 0
     budget = plan.samples * settings.max_epochs
-    scheduler = (f"ASHA grace period {settings.grace_period}, reduction factor {settings.reduction_factor}, "
+    scheduler = (f"ASHA grace period {settings.grace_period}, reduction factor {settings.reduction_factor}"
+                 f"{' (the base config never stopped)' if settings.keep_base else ''}, "
                  if settings.scheduler == "asha" else "FIFO (no early stopping), ")
     return [
         f"Objective: {settings.metric} ({settings.mode}); {scheduler}at most {settings.max_epochs} epochs; "

@@ -28,6 +28,7 @@ class SearchSettings:
     reduction_factor: float = 3   # ASHA: 1 in this many goes on at each rung
     seed: int = 0                 # Optuna TPE sampler seed
     startup_trials: int = 10      # TPE: trials sampled at random (the base config counts) before TPE models them
+    keep_base: bool = True        # ASHA never stops the base config's trial (patience and max_epochs still end it)
 
 
 SETTING_NAMES = tuple(f.name for f in dataclasses.fields(SearchSettings))
@@ -52,7 +53,8 @@ class SearchSpec:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SearchSpec:
-        return cls(space=values["space"], settings=SearchSettings(**values["search"]))
+        # a search planned before keep_base existed ran a scheduler that keeps no trial
+        return cls(space=values["space"], settings=SearchSettings(**{"keep_base": False, **values["search"]}))
 
 
 def _number(value: Any) -> Any:
@@ -149,6 +151,8 @@ def _check_search_settings(settings: dict[str, Any], base: Config) -> list[str]:
     factor = settings["reduction_factor"]
     if isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor <= 1:
         problems.append(f"search.reduction_factor: expected a number > 1, got {factor!r}")
+    if not isinstance(settings["keep_base"], bool):
+        problems.append(f"search.keep_base: expected true or false, got {settings['keep_base']!r}")
     if settings["scheduler"] not in ("asha", "fifo"):
         problems.append(f"search.scheduler: expected asha or fifo, got {settings['scheduler']!r}")
     if settings["mode"] not in ("max", "min"):

@@ -102,7 +102,8 @@ def build_tuner(plan: SearchPlan, config: Config, spec: SearchSpec, trainable: A
     param_space = {**config.to_dict(), "epochs": settings.max_epochs,
                    **spec.domains()}
     scheduler = ResumableASHA(max_t=settings.max_epochs, grace_period=settings.grace_period,
-                              reduction_factor=settings.reduction_factor) \
+                              reduction_factor=settings.reduction_factor,
+                              keep=start if settings.keep_base else None) \
         if settings.scheduler == "asha" else FIFOScheduler()
     reporter = tune.CLIReporter(metric_columns={"epoch": "epoch", settings.metric: settings.metric,
                                                 "val_loss": "val_loss"},

@@ -31,11 +31,12 @@ from tests.conftest import (
 METRIC = "val_ndcg@5"
 
 
-def fake_trial(trial_id: str, folder: Path | None = None) -> SimpleNamespace:
-    """What the scheduler reads of a Tune trial: its id and, once it has a folder, where its results are."""
+def fake_trial(trial_id: str, folder: Path | None = None, config: dict | None = None) -> SimpleNamespace:
+    """What the scheduler reads of a Tune trial: its id, config and, once it has a folder, where its results are."""
     storage = SimpleNamespace(storage_filesystem=pyarrow.fs.LocalFileSystem(),
                               trial_dir_name=trial_id if folder else None)
-    return SimpleNamespace(trial_id=trial_id, storage=storage, path=str(folder / trial_id) if folder else None)
+    return SimpleNamespace(trial_id=trial_id, storage=storage, path=str(folder / trial_id) if folder else None,
+                           config=config or {})
 
 
 def write_history(folder: Path, trial_id: str, values: list[float]) -> None:
@@ -55,8 +56,24 @@ def feed(scheduler, trial, values: list[float]) -> list[float]:
     return values
 
 
-def scheduler(kind=ResumableASHA, max_t: int = 4):
-    return kind(metric=METRIC, mode="max", max_t=max_t, grace_period=1, reduction_factor=2)
+def scheduler(kind=ResumableASHA, max_t: int = 4, **kwargs):
+    return kind(metric=METRIC, mode="max", max_t=max_t, grace_period=1, reduction_factor=2, **kwargs)
+
+
+def test_asha_never_stops_the_base_config_but_records_its_values_at_the_rungs():
+    base = {"lr": 0.003, "hidden_dim": 64}
+    first = [0.30, 0.40, 0.45, 0.50]
+    late = [0.20, 0.30, 0.60, 0.70]  # behind at both rungs (epochs 1 and 2), best at the end
+    kept = scheduler(keep=base)
+    assert feed(kept, fake_trial("a", config={"lr": 0.01, "hidden_dim": 64}), first) == first
+    assert feed(kept, fake_trial("base", config={**base, "epochs": 4}), late) == late
+    assert kept.rung_values()[1]["base"] == 0.20 and kept.rung_values()[2]["base"] == 0.30
+    near = fake_trial("near", config={**base, "lr": 0.0031})  # not the base config: cut as usual
+    assert feed(kept, near, late) == late[:1]
+
+    plain = scheduler()  # keep=None (keep_base: false): the base config is cut at the first rung
+    feed(plain, fake_trial("a", config={"lr": 0.01, "hidden_dim": 64}), first)
+    assert feed(plain, fake_trial("base", config=dict(base)), late) == late[:1]
 
 
 def test_a_resumed_asha_holds_the_rungs_recorded_before_and_stops_a_weak_trial_as_before(tmp_path):

@@ -176,7 +176,7 @@ def test_search_joins_a_running_cluster(tmp_path):
 def test_space_errors_are_named_before_ray_starts(tmp_path):
     base = build_config({})
     bad = write_space(tmp_path, """
-search: {metric: val_ndcg@7, grace_period: 30, max_epochs: 10, colour: red, startup_trials: -1}
+search: {metric: val_ndcg@7, grace_period: 30, max_epochs: 10, colour: red, startup_trials: -1, keep_base: 1}
 space:
   lr: {loguniform: [0, 0.1]}
   dropout: {uniform: [0.0, 1.5]}
@@ -190,6 +190,7 @@ space:
     for expected in ("search.colour: unknown search setting", "search.metric: 'val_ndcg@7' is not reported",
                      "search.grace_period: expected at most max_epochs (10)",
                      "search.startup_trials: expected a non-negative integer, got -1",
+                     "search.keep_base: expected true or false, got 1",
                      "space.lr: loguniform needs low > 0",
                      "space.dropout: uniform [0.0, 1.5] allows an invalid value (dropout: expected a value >= 0.0 "
                      "and < 1.0, got 1.5)", "space.hiden_dim: not a setting",
