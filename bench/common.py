@@ -53,3 +53,14 @@ def run_search(storage: str | Path, name: str, flags: list[str], *, reports: Pat
     trials_file = (reports or Path(storage) / name) / "trials.csv"
     trials = pd.read_csv(trials_file) if trials_file.is_file() else None
     return SearchRun(trials=trials, wall_seconds=wall, returncode=done.returncode, stderr=done.stderr or "")
+
+
+BASE_ROW = "| base config (its best epoch) |"  # summary.md's row of the base config
+
+
+def base_value(summary: Path) -> float:
+    """The base config's best validation NDCG@5 as the search's summary.md reports it (last column)."""
+    for line in summary.read_text().splitlines():
+        if line.startswith(BASE_ROW):
+            return float(line.strip().strip("|").split("|")[-1])
+    return float("nan")  # the base config lay outside the space: it was not run

@@ -42,3 +42,21 @@ def test_the_synthetic_structure_check_prints_the_three_figures(monkeypatch, cap
     out = capsys.readouterr().out
     assert "validation NDCG@5: model " in out and ", Markov " in out and ", most popular " in out
     assert code == (0 if "structure learned" in out else 1)
+
+
+def test_search_variants_refuses_a_variant_without_flags_before_any_search(monkeypatch):
+    code = run_script("search_variants.py", ["--variants", "startup-3", "--seeds", "0"], monkeypatch)
+    assert code == "--variants: expected NAME=FLAGS, got 'startup-3'"
+
+
+def test_the_base_configs_value_is_read_from_the_summary(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    from common import base_value
+
+    summary = tmp_path / "summary.md"
+    summary.write_text("| recommender | val_hr@5 | val_mrr@5 | val_ndcg@5 |\n| --- | --- | --- | --- |\n"
+                       "| best trial (its best epoch) | 0.0741 | 0.0512 | 0.0626 |\n"
+                       "| base config (its best epoch) | 0.0724 | 0.04625 | 0.05275 |\n")
+    assert base_value(summary) == 0.05275
+    summary.write_text("| best trial (its best epoch) | 0.0741 | 0.0512 | 0.0626 |\n")
+    assert base_value(summary) != base_value(summary)  # nan: the base config was not run
