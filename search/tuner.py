@@ -170,13 +170,15 @@ def tune_trials(results: tune.ResultGrid) -> list[tune.experiment.Trial]:
 
 
 def trial_records(results: tune.ResultGrid) -> list[TrialRecord]:
-    """Plain records of every trial from Tune's ResultGrid, in the order they started.
+    """Plain records of every trial from Tune's ResultGrid, in the order Tune created them (its own count,
+    the number its experiment tag starts with), which is the order they started.
 
     A trial is done when Tune's own status says it terminated (completed or stopped by ASHA); the `done`
     flag of its last result is not reliable across an interruption.
     """
     trials = tune_trials(results)
     statuses = {trial.trial_id: trial.status for trial in trials}
+    created = {trial.trial_id: creation_number(trial) for trial in trials}
     failures = {trial.trial_id: trial.run_metadata.num_failures for trial in trials}
     records = []
     for result in results:
@@ -196,4 +198,11 @@ def trial_records(results: tune.ResultGrid) -> list[TrialRecord]:
             trial_id=trial_id, started=started, config=result.config or {}, history=history, error=error,
             done=statuses.get(trial_id) == "TERMINATED", retried=error is None and failures.get(trial_id, 0) > 0,
             wall_seconds=float(result.metrics.get("time_total_s", 0.0))))
-    return sorted(records, key=lambda r: r.started)  # trial number = order of starting
+    # not by start time alone: results carry whole-second timestamps, so fast trials tie
+    return sorted(records, key=lambda r: (created.get(r.trial_id, float("inf")), r.started))
+
+
+def creation_number(trial: tune.experiment.Trial) -> float:
+    """Tune's count of the trial among those its searcher created (the experiment tag's leading number)."""
+    head = str(getattr(trial, "experiment_tag", "")).split("_", 1)[0]
+    return float(head) if head.isdigit() else float("inf")
