@@ -151,15 +151,29 @@ def set_aside(folder: str | Path, names: list[str]) -> list[Path]:
 
 
 class SealPickles(Callback):
-    """Re-tags the experiment folder whenever Tune has rewritten its state: at the end of every step that
-    changed it (Tune writes its state into the staging folder during the step, then copies it to the
-    experiment folder in the background) and at the end. The folder is read from the trials (a resumed Tuner
-    restores this callback from tuner.pkl, and the folder may have moved). Only a driver killed inside the
-    step that first writes a file (tuner.pkl before the first step ends) leaves it untagged; a resume then
-    refuses it (see verify) and --trust-pickles is the way on."""
+    """Re-tags the experiment folder whenever Tune has rewritten its state: inside Tune's save, as soon as
+    its state is in the staging folder (Tune asks the callbacks for their state right after writing its own
+    and the searcher's, and copies them all to the experiment folder after that), at the end of every step
+    and at the end. The folder is read from the trials (a resumed Tuner restores this callback from
+    tuner.pkl, and the folder may have moved). A driver killed between Tune's write and that tag (a few
+    milliseconds), or before the first step ends (tuner.pkl), leaves a file untagged; a resume then refuses
+    it (see verify) and --trust-pickles is the way on. Sealing only at the step's end left the whole rest
+    of the step: a driver killed just after a trial ended, when Tune saves, was refused in 2 of 11 runs of its test."""
 
     def __init__(self) -> None:
         self.seen: dict[str, tuple[int, int]] = {}
+        self.trials: list = []
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"seen": {}, "trials": []}  # tuner.pkl holds the callback: never the live trials
+
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        self.trials = trials
+
+    def get_state(self) -> dict | None:
+        if getattr(self, "trials", None):  # a callback unpickled from an older tuner.pkl has none yet
+            self.sealed_now(self.trials)
+        return None  # nothing to save: no callback-states file is written for it
 
     def sealed_now(self, trials: list) -> None:
         folder = local_experiment_folder(trials)
