@@ -65,7 +65,8 @@ def test_bad_search_inputs_are_refused_before_ray_starts(tmp_path, capsys):
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "search.yaml").write_text("status: running\n")
     refused(capsys, search_main, ["--name", "taken", *tiny], "--resume --name taken")
-    refused(capsys, search_main, ["--resume", "--name", "taken", "--no-keep-base", *tiny], "--no-keep-base (they are in")
+    refused(capsys, search_main, ["--resume", "--name", "taken", "--no-keep-base", *tiny],
+            "--no-keep-base (they are in")
 
 
 def test_a_model_that_would_run_code_is_refused_without_advice_to_load_it_unsafely(tmp_path, capsys):
